@@ -1,0 +1,210 @@
+#include "pair_sum.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "operand.h"
+#include "simd.h"
+
+namespace fastmmd {
+namespace {
+
+// Working memory of one worker: one tile's inner products and gradient coefficients.
+template <typename T>
+struct TileScratch {
+  Buffer<T> dot, coef, coef_t;
+  std::vector<T> row_alpha, col_alpha, col_count;
+  RowScratch<T> row;
+  TileScratch()
+      : dot(TS * TS), coef(TS * TS), coef_t(TS * TS), row_alpha(TS), col_alpha(TS), col_count(TS),
+        row(TS) {}
+};
+
+// out[i, :] += alpha[i] * x[i, :] for the TS rows of a block.
+template <typename T>
+void add_scaled_rows(const T* alpha, const T* x, int64_t dp, T* out) {
+  for (int64_t i = 0; i < TS; ++i) {
+    const T s = alpha[i];
+#pragma omp simd
+    for (int64_t k = 0; k < dp; ++k) out[i * dp + k] += s * x[i * dp + k];
+  }
+}
+
+template <typename T>
+void transpose_tile(const T* in, T* out) {
+  for (int64_t i = 0; i < TS; ++i)
+    for (int64_t j = 0; j < TS; ++j) out[j * TS + i] = in[i * TS + j];
+}
+
+// One tile: rows I*TS.. of a against rows J*TS.. of b, weighted by `weight` (2 for an off-diagonal tile
+// of a symmetric block, which stands for both orders of its pairs). Returns the weighted sum of the kernel
+// values; with gradients, adds the tile's share to the gradient blocks grad_rows (of a) and grad_cols (of b).
+template <typename T>
+double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, const Operand<T>& B,
+                    int64_t J, bool exclude_diag, T weight, T near_zero, TileScratch<T>& s,
+                    T* grad_rows, T* grad_cols) {
+  const int64_t i0 = I * TS, j0 = J * TS, dp = A.dp;
+  const int64_t rows = std::min(TS, A.n - i0), cols = std::min(TS, B.n - j0);
+  T* dot = s.dot.data();
+  std::fill(dot, dot + TS * TS, T(0));
+  gemm_accumulate<T>(TS, TS, dp, A.row_block(I), dp, B.transposed_block(J), TS, dot, TS);
+
+  const bool grads = grad_rows != nullptr;
+  T* coef = s.coef.data();
+  T* col_alpha = s.col_alpha.data();
+  T* col_count = s.col_count.data();
+  if (grads) {
+    std::fill(col_alpha, col_alpha + TS, T(0));
+    std::fill(col_count, col_count + TS, T(0));
+  }
+  const T* sq_b = B.sq.data() + j0;
+  const T* norm_b = B.norm.data() + j0;
+  const T energy = static_cast<T>(spec.energy_weight);
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const T norm_a = A.norm.data()[i0 + i];
+    evaluate_row<T>(spec, TS, dot + i * TS, A.sq.data()[i0 + i], sq_b, norm_b, norm_a, s.row,
+                    near_zero);
+    const int64_t skip = exclude_diag ? i0 + i - j0 : -1;  // the column of pair (i, i), if here
+    const T* val = s.row.val.data();
+    const T* d_r2 = s.row.d_r2.data();
+    const T* d_dot = s.row.d_dot.data();
+    T* coef_row = coef + i * TS;
+    T row_sum = 0, alpha = 0, count = 0;
+#pragma omp simd reduction(+ : row_sum, alpha, count)
+    for (int64_t j = 0; j < TS; ++j) {
+      const T keep = (j < cols && j != skip) ? T(1) : T(0);
+      row_sum += keep * val[j];
+      if (grads) {
+        const T radial = keep * weight * 2 * d_r2[j];
+        coef_row[j] = keep * weight * d_dot[j] - radial;
+        alpha += radial;
+        col_alpha[j] += radial;
+        col_count[j] += keep;
+        count += keep;
+      }
+    }
+    total += static_cast<double>(row_sum);
+    if (grads)
+      s.row_alpha[i] = alpha + (norm_a > 0 ? weight * energy * count / norm_a : T(0));
+  }
+  if (!grads) return static_cast<double>(weight) * total;
+
+  for (int64_t i = rows; i < TS; ++i) {
+    std::fill(coef + i * TS, coef + (i + 1) * TS, T(0));
+    s.row_alpha[i] = 0;
+  }
+  for (int64_t j = 0; j < TS; ++j)
+    if (norm_b[j] > 0) col_alpha[j] += weight * energy * col_count[j] / norm_b[j];
+
+  // d/da_i = row_alpha_i a_i + sum_j coef_ij b_j ;  d/db_j = col_alpha_j b_j + sum_i coef_ij a_i
+  gemm_accumulate<T>(TS, dp, TS, coef, TS, B.row_block(J), dp, grad_rows, dp);
+  add_scaled_rows<T>(s.row_alpha.data(), A.row_block(I), dp, grad_rows);
+  transpose_tile<T>(coef, s.coef_t.data());
+  gemm_accumulate<T>(TS, dp, TS, s.coef_t.data(), TS, A.row_block(I), dp, grad_cols, dp);
+  add_scaled_rows<T>(col_alpha, B.row_block(J), dp, grad_cols);
+  return static_cast<double>(weight) * total;
+}
+
+// Work is split into a fixed grid of cells (row group r, column group c), independent of the thread count:
+// row block I belongs to group I mod R, column block J to group J mod C. A cell adds its gradient shares to
+// its own slots (slot c of the row-side buffer, slot r of the column-side buffer), so cells never write the
+// same memory, and the slots are summed in a fixed order at the end: the same bits for any thread count.
+struct Grid {
+  int64_t R, C;
+};
+
+Grid choose_grid(int64_t blocks_a, int64_t blocks_b, int64_t slot_bytes_a, int64_t slot_bytes_b,
+                 bool want_grad) {
+  constexpr int64_t kMaxGroups = 8;
+  constexpr int64_t kSlotBudgetBytes = int64_t(256) << 20;
+  Grid g{std::min(kMaxGroups, blocks_a), std::min(kMaxGroups, blocks_b)};
+  if (!want_grad) return g;
+  while ((g.C * slot_bytes_a + g.R * slot_bytes_b) > kSlotBudgetBytes && (g.R > 1 || g.C > 1)) {
+    if (g.R >= g.C && g.R > 1) g.R = (g.R + 1) / 2;
+    else g.C = (g.C + 1) / 2;
+  }
+  return g;
+}
+
+}  // namespace
+
+template <typename T>
+double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64_t m, int64_t d,
+                const PairSumOptions& opt, T* grad_a, T* grad_b) {
+  const int threads = opt.num_threads > 0 ? opt.num_threads : omp_get_max_threads();
+  const Operand<T> A(a, n, d);
+  const Operand<T>* Bp = &A;
+  Operand<T> B_storage = opt.symmetric ? Operand<T>(nullptr, 0, d) : Operand<T>(b, m, d);
+  if (!opt.symmetric) Bp = &B_storage;
+  const Operand<T>& B = *Bp;
+
+  const int64_t dp = A.dp;
+  const Grid grid = choose_grid(A.blocks(), B.blocks(), A.n_pad * dp * int64_t(sizeof(T)),
+                                B.n_pad * dp * int64_t(sizeof(T)), opt.want_grad);
+  const int64_t cells = grid.R * grid.C;
+  std::vector<Buffer<T>> row_slots, col_slots;
+  if (opt.want_grad) {
+    for (int64_t c = 0; c < grid.C; ++c) row_slots.emplace_back(A.n_pad * dp);
+    for (int64_t r = 0; r < grid.R; ++r) col_slots.emplace_back(B.n_pad * dp);
+  }
+  std::vector<double> cell_total(cells, 0.0);
+  const T near_zero = near_zero_threshold<T>(d);
+
+#pragma omp parallel num_threads(threads)
+  {
+    TileScratch<T> scratch;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t cell = 0; cell < cells; ++cell) {
+      const int64_t r = cell / grid.C, c = cell % grid.C;
+      double total = 0;
+      for (int64_t I = r; I < A.blocks(); I += grid.R) {
+        for (int64_t J = c; J < B.blocks(); J += grid.C) {
+          if (opt.symmetric && J < I) continue;
+          const T weight = (opt.symmetric && J != I) ? T(2) : T(1);
+          T* grad_rows = opt.want_grad ? row_slots[c].data() + I * TS * dp : nullptr;
+          T* grad_cols = opt.want_grad ? col_slots[r].data() + J * TS * dp : nullptr;
+          total += process_tile<T>(spec, A, I, B, J, opt.exclude_diag, weight, near_zero, scratch,
+                                   grad_rows, grad_cols);
+        }
+      }
+      cell_total[cell] = total;
+    }
+  }
+
+  double total = 0;
+  for (double t : cell_total) total += t;
+  if (!opt.want_grad) return total;
+
+  // Sum the slots in a fixed order; with symmetric, a's gradient has both sides.
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < d; ++k) {
+      T g = 0;
+      for (const Buffer<T>& slot : row_slots) g += slot.data()[i * dp + k];
+      if (opt.symmetric)
+        for (const Buffer<T>& slot : col_slots) g += slot.data()[i * dp + k];
+      grad_a[i * d + k] = g;
+    }
+  }
+  if (!opt.symmetric) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t j = 0; j < m; ++j) {
+      for (int64_t k = 0; k < d; ++k) {
+        T g = 0;
+        for (const Buffer<T>& slot : col_slots) g += slot.data()[j * dp + k];
+        grad_b[j * d + k] = g;
+      }
+    }
+  }
+  return total;
+}
+
+template double pair_sum<float>(const KernelSpec&, const float*, int64_t, const float*, int64_t,
+                                int64_t, const PairSumOptions&, float*, float*);
+template double pair_sum<double>(const KernelSpec&, const double*, int64_t, const double*, int64_t,
+                                 int64_t, const PairSumOptions&, double*, double*);
+
+}  // namespace fastmmd
