@@ -7,26 +7,32 @@
 
 namespace fastmmd {
 
-// 32-byte vectors: 8 floats or 4 doubles. aligned(sizeof(T)) lets us load from any element address.
+// The widest vectors the target has (AVX-512 or AVX2 width). aligned(sizeof(T)) allows loads from any element.
 template <typename T>
 struct Simd;
 
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+// Micro-tile shape: MR rows x (NV vectors) columns; 24 accumulators of the 32 vector registers.
+constexpr int MR = 12;
+#else
+constexpr int kVectorBytes = 32;
+// Micro-tile shape: MR rows x (NV vectors) columns; 12 accumulators of the 16 vector registers.
+constexpr int MR = 6;
+#endif
+constexpr int NV = 2;
+
 template <>
 struct Simd<float> {
-  typedef float vec __attribute__((vector_size(32), aligned(4)));
-  static constexpr int width = 8;
+  typedef float vec __attribute__((vector_size(kVectorBytes), aligned(4)));
+  static constexpr int width = kVectorBytes / 4;
 };
 
 template <>
 struct Simd<double> {
-  typedef double vec __attribute__((vector_size(32), aligned(8)));
-  static constexpr int width = 4;
+  typedef double vec __attribute__((vector_size(kVectorBytes), aligned(8)));
+  static constexpr int width = kVectorBytes / 8;
 };
-
-// Micro-tile shape: MR rows x (NV vectors) columns, 12 accumulators, which fit the 16 vector registers
-// of AVX2 with room for the operands.
-constexpr int MR = 6;
-constexpr int NV = 2;
 
 template <typename T>
 constexpr int nr() { return NV * Simd<T>::width; }
