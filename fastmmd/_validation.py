@@ -1,0 +1,97 @@
+"""Input checks shared by the public ops: every error names the argument at fault.
+
+Shapes: samples are 2-D tensors (n, d) and (m, d) with the same d, the same floating dtype and device.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+ESTIMATORS = ("unbiased", "biased", "u-statistic", "linear")
+PRECISIONS = ("highest", "tf32", "bf16")
+
+# Estimators that average over pairs of distinct samples of one set need two of them.
+_NEEDS_TWO = ("unbiased", "u-statistic", "linear")
+# Estimators that pair x_i with y_i.
+_NEEDS_EQUAL_SIZES = ("u-statistic", "linear")
+
+_CPU_DTYPES = (torch.float32, torch.float64)
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_choice(argument: str, value: object, choices: Sequence[str]) -> str:
+    """`value` if it is one of `choices`, else a ValueError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {argument} {value!r}; valid: {valid}")
+    return value
+
+
+def check_estimator(estimator: object) -> str:
+    return check_choice("estimator", estimator, ESTIMATORS)
+
+
+def check_precision(precision: object) -> str:
+    return check_choice("precision", precision, PRECISIONS)
+
+
+def check_array_like(value: object, name: str) -> None:
+    """TypeError unless `value` is a torch.Tensor or a numpy.ndarray."""
+    if not isinstance(value, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a torch.Tensor or a numpy.ndarray; got {type(value).__name__}")
+
+
+def check_floating(t: torch.Tensor, name: str) -> None:
+    """TypeError for integer, bool and complex tensors, and for 16-bit floats off the GPU."""
+    if t.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64); got {t.dtype}")
+    if t.device.type == "cpu" and t.dtype not in _CPU_DTYPES:
+        raise TypeError(f"{name} has dtype {t.dtype}, which is supported on GPU only; use float32 or float64 on CPU")
+
+
+def check_samples(t: torch.Tensor, name: str) -> None:
+    """A non-empty 2-D floating tensor (n, d)."""
+    check_floating(t, name)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (n, d); got shape {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples); shape {tuple(t.shape)}")
+    if t.shape[1] == 0:
+        raise ValueError(f"{name} has no features (d = 0); shape {tuple(t.shape)}")
+
+
+def check_same_space(x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = ("x", "y")) -> None:
+    """Same feature dimension, dtype and device."""
+    nx, ny = names
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{nx} and {ny} must have the same number of features; got {nx} {tuple(x.shape)} and {ny} {tuple(y.shape)}"
+        )
+    if x.dtype != y.dtype:
+        raise TypeError(f"{nx} and {ny} must have the same dtype; got {nx} {x.dtype} and {ny} {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"{nx} and {ny} must be on the same device; got {nx} on {x.device} and {ny} on {y.device}")
+
+
+def check_sample_sizes(x: torch.Tensor, y: torch.Tensor, estimator: str, names: Sequence[str] = ("x", "y")) -> None:
+    """The sample sizes `estimator` needs: n, m >= 2 (unbiased, u-statistic, linear), n = m (u-statistic, linear)."""
+    nx, ny = names
+    n, m = x.shape[0], y.shape[0]
+    if estimator in _NEEDS_EQUAL_SIZES and n != m:
+        raise ValueError(
+            f"estimator={estimator!r} needs as many samples in {ny} as in {nx}; got n={n} and m={m}"
+        )
+    if estimator in _NEEDS_TWO:
+        for name, count, letter in ((nx, n, "n"), (ny, m, "m")):
+            if count < 2:
+                raise ValueError(f"estimator={estimator!r} needs at least 2 samples in {name}; got {letter}={count}")
+
+
+def check_pair(x: torch.Tensor, y: torch.Tensor, estimator: str, names: Sequence[str] = ("x", "y")) -> None:
+    """Everything about two samples compared with `estimator` (which must already be a valid name)."""
+    check_samples(x, names[0])
+    check_samples(y, names[1])
+    check_same_space(x, y, names)
+    check_sample_sizes(x, y, estimator, names)
