@@ -1,0 +1,64 @@
+"""What a backend declares: the devices, dtypes, precisions, estimators and kernels it can run.
+
+`Backend.reasons(...)` turns those declarations into the list of reasons it cannot run a given input
+(empty: it can). Dispatch (`fastmmd.backends.select_backend`) relies on nothing else.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar, List, Optional, Tuple
+
+import torch
+
+from fastmmd.kernels import Kernel
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The inputs a backend accepts. `devices` holds device types ("cpu", "cuda"); None means any."""
+
+    devices: Optional[Tuple[str, ...]]
+    dtypes: Tuple[torch.dtype, ...]
+    precisions: Tuple[str, ...]
+    estimators: Tuple[str, ...]
+
+
+class Backend(abc.ABC):
+    """A way of computing the ops.
+
+    A fused backend (`fused = True`) computes MMD² and its gradients in one pass and is reached through
+    the `fastmmd::mmd2_fused` custom op (`mmd2_with_grads`); an unfused one (the reference) returns a
+    tensor that torch's autograd differentiates (`mmd2`).
+    """
+
+    name: ClassVar[str]
+    fused: ClassVar[bool]
+    capabilities: ClassVar[Capabilities]
+
+    def unavailable_reason(self) -> Optional[str]:
+        """Why this backend cannot run at all in this installation (None: it can)."""
+        return None
+
+    def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
+        """Why this backend cannot evaluate `kernel` in dimension d (empty: it can)."""
+        return []
+
+    def reasons(self, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, precision: str) -> List[str]:
+        """Every reason this backend cannot compute `estimator` for x (n, d), y (m, d); empty if it can."""
+        missing = self.unavailable_reason()
+        if missing is not None:
+            return [missing]
+        caps = self.capabilities
+        out = []
+        if caps.devices is not None and x.device.type not in caps.devices:
+            out.append(f"inputs on {x.device}; it runs on {', '.join(caps.devices)} tensors only")
+        if x.dtype not in caps.dtypes:
+            dtypes = ", ".join(str(t).replace("torch.", "") for t in caps.dtypes)
+            out.append(f"dtype {x.dtype} not supported (supports {dtypes})")
+        if precision not in caps.precisions:
+            out.append(f"precision {precision!r} not supported (supports {', '.join(map(repr, caps.precisions))})")
+        if estimator not in caps.estimators:
+            out.append(f"estimator {estimator!r} not supported")
+        out.extend(self.kernel_reasons(kernel, x.shape[1]))
+        return out

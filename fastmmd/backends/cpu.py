@@ -1,0 +1,117 @@
+"""The CPU backend: the C++ fused pair sums of `fastmmd._C` (csrc/INTERFACE.md), OpenMP-parallel.
+
+A quadratic estimator is three pair sums (XX and YY symmetric, XY), each with its gradients from the
+same pass, combined by the estimator's `PairSumPlan`. Memory beyond inputs and outputs: O((n + m)·d).
+The extension is imported on first use; if that fails, the ImportError is the reason the backend is
+unavailable.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from fastmmd._estimators import pair_sum_plan
+from fastmmd._validation import ESTIMATORS
+from fastmmd.backends._base import Backend, Capabilities
+from fastmmd.kernels import TRANSLATION_INVARIANT_FAMILIES, Family, Kernel
+
+# csrc/INTERFACE.md: the C++ side accepts integer polynomial degrees in [1, 64].
+MAX_POLYNOMIAL_DEGREE = 64
+
+# Families whose MMD² estimates do not change when x and y are shifted together: the translation-invariant
+# kernels, and also Linear and Energy. For those two the kernel changes, but the change is f(a) + f(b) + aᵀc
+# terms that cancel between the XX, YY and XY blocks of every quadratic estimator (worked out per estimator:
+# the same weights multiply them), so values and gradients are those of the unshifted inputs.
+SHIFT_INVARIANT_MMD_FAMILIES = TRANSLATION_INVARIANT_FAMILIES | {Family.LINEAR, Family.ENERGY}
+
+
+# (module, None) or (None, why it cannot be imported), filled on first use. A plain global rather than
+# functools.lru_cache, which torch.compile warns about when it traces dispatch.
+_extension: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None
+
+
+def _load_extension() -> Tuple[Optional[ModuleType], Optional[str]]:
+    """(the fastmmd._C module, None), or (None, why it cannot be imported)."""
+    global _extension
+    if _extension is None:
+        try:
+            from fastmmd import _C
+        except ImportError as exc:
+            _extension = (None, (
+                f"the C++ extension fastmmd._C cannot be imported ({exc}); "
+                "build it with `pip install --no-build-isolation -e .`"
+            ))
+        else:
+            _extension = (_C, None)
+    return _extension
+
+
+def _as_numpy_inputs(x: torch.Tensor, y: torch.Tensor, center: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """C-contiguous numpy views (or copies) of x and y for the C++ side.
+
+    With `center` (the MMD² is shift-invariant), both are shifted by their pooled mean (computed in float64):
+    the estimate does not change, but |a|² + |b|² - 2aᵀb then cancels far less in fp32.
+    """
+    x, y = x.detach(), y.detach()
+    if center:
+        f64 = torch.float64
+        mean = (x.sum(0, dtype=f64) + y.sum(0, dtype=f64)) / (x.shape[0] + y.shape[0])
+        x = (x.to(f64) - mean).to(x.dtype)
+        y = (y.to(f64) - mean).to(y.dtype)
+    return x.contiguous().numpy(), y.contiguous().numpy()
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    fused = True
+    capabilities = Capabilities(
+        devices=("cpu",),
+        dtypes=(torch.float32, torch.float64),
+        precisions=("highest",),
+        estimators=ESTIMATORS,
+    )
+
+    def unavailable_reason(self) -> Optional[str]:
+        return _load_extension()[1]
+
+    def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
+        terms = kernel.terms(d)
+        degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
+        if (degrees > MAX_POLYNOMIAL_DEGREE).any():
+            return [f"polynomial degree {int(degrees.max())} > {MAX_POLYNOMIAL_DEGREE} not supported"]
+        return []
+
+    def mmd2_with_grads(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        terms: Sequence[float],
+        estimator: str,
+        need_grad: bool,
+        num_threads: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d) in one pass per block.
+
+        `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
+        0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
+        """
+        ext, missing = _load_extension()
+        if ext is None:
+            raise RuntimeError(f"backend 'cpu' is unavailable: {missing}")
+        table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
+        n, m = x.shape[0], y.shape[0]
+        plan = pair_sum_plan(estimator, n, m)
+        center = all(int(f) in SHIFT_INVARIANT_MMD_FAMILIES for f in table[:, 0])
+        xa, ya = _as_numpy_inputs(x, y, center)
+        s_xx, g_xx, _ = ext.pair_sum(xa, xa, table, True, plan.xx_exclude_diag, need_grad, num_threads)
+        s_yy, g_yy, _ = ext.pair_sum(ya, ya, table, True, plan.yy_exclude_diag, need_grad, num_threads)
+        s_xy, g_xy_x, g_xy_y = ext.pair_sum(xa, ya, table, False, plan.xy_exclude_diag, need_grad, num_threads)
+        value = torch.tensor(plan.combine(s_xx, s_yy, s_xy), dtype=x.dtype)
+        if not need_grad:
+            return value, x.new_empty((0,)), y.new_empty((0,))
+        grad_x = plan.xx_weight * g_xx + plan.xy_weight * g_xy_x
+        grad_y = plan.yy_weight * g_yy + plan.xy_weight * g_xy_y
+        return value, torch.from_numpy(grad_x), torch.from_numpy(grad_y)
