@@ -1,0 +1,39 @@
+"""fastmmd: MMD² and friends with fused, tiled kernels, as differentiable PyTorch ops.
+
+    >>> import fastmmd
+    >>> fastmmd.mmd2(x, y, kernel=fastmmd.Gaussian(bandwidth=[2, 5, 10]), estimator="unbiased")
+
+`python -m fastmmd.info` shows which backends can run here.
+"""
+from fastmmd.backends import backend_statuses
+from fastmmd.kernels import (
+    Energy,
+    Gaussian,
+    InverseMultiquadric,
+    Kernel,
+    KernelSum,
+    Laplacian,
+    Linear,
+    Polynomial,
+    RationalQuadratic,
+    get_kernel,
+)
+from fastmmd.ops.mmd2 import mmd2
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "mmd2",
+    "Kernel",
+    "KernelSum",
+    "Gaussian",
+    "RationalQuadratic",
+    "Linear",
+    "Polynomial",
+    "Laplacian",
+    "InverseMultiquadric",
+    "Energy",
+    "get_kernel",
+    "backend_statuses",
+]

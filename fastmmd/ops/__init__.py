@@ -1,0 +1,1 @@
+"""The public ops, one per module: forward, backward and dispatch to a backend."""
