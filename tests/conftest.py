@@ -1,0 +1,37 @@
+"""Shared fixtures and markers.
+
+Nothing here touches a GPU at import or collection time: CUDA is only queried when a test marked
+``cuda`` is about to run.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("cuda") is not None and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+
+def sample_xy(n, m, d, dtype=torch.float64, seed=0, *, shift=0.3, spread=1.2):
+    """x ~ N(0, 1), y ~ N(shift, spread²): a meaningful difference, drawn in float64 then cast."""
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((n, d))
+    y = shift + spread * gen.standard_normal((m, d))
+    return torch.from_numpy(x).to(dtype), torch.from_numpy(y).to(dtype)
+
+
+@pytest.fixture
+def make_xy():
+    """make_xy(n, m, d, dtype=torch.float64, seed=0) -> (x, y), fresh tensors every call."""
+    return sample_xy
+
+
+@pytest.fixture
+def restore_num_threads():
+    """Restore torch's intra-op thread count after a test that changes it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
