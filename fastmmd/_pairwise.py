@@ -14,6 +14,10 @@ from __future__ import annotations
 from functools import cached_property
 
 import torch
+from torch.utils.checkpoint import checkpoint
+
+# Elements of the (rows, m, d) difference block computed at once by `exact_sq_dist` (32 MiB in float64).
+_DIFF_BLOCK_ELEMENTS = 1 << 22
 
 
 def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
@@ -25,6 +29,32 @@ def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
     positive = t > 0
     root = torch.sqrt(torch.where(positive, t, torch.ones_like(t)))
     return torch.where(positive, root, torch.zeros_like(t))
+
+
+def _sq_dist_rows(a_rows: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    diff = a_rows[:, None, :] - b[None, :, :]
+    return (diff * diff).sum(-1)
+
+
+def exact_sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a_i - b_j|² from the differences: a (n, d), b (m, d) -> (n, m), with no cancellation.
+
+    Row blocks are checkpointed, so neither the forward nor autograd keeps an (n, m, d) tensor; backward
+    recomputes each block's differences (it stays differentiable to any order).
+    """
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    rows = max(1, _DIFF_BLOCK_ELEMENTS // max(1, m * d))
+    if rows >= n:
+        return _sq_dist_rows(a, b)
+    needs_graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    blocks = []
+    for start in range(0, n, rows):
+        block = a[start : start + rows]
+        if needs_graph:
+            blocks.append(checkpoint(_sq_dist_rows, block, b, use_reentrant=False))
+        else:
+            blocks.append(_sq_dist_rows(block, b))
+    return torch.cat(blocks)
 
 
 class PairGeometry:
@@ -102,5 +132,12 @@ class PairGeometry:
 
     @cached_property
     def dist(self) -> torch.Tensor:
-        """|a_i - b_j|, shaped like `sq_dist`; gradient 0 where the points coincide."""
-        return safe_sqrt(self.sq_dist)
+        """|a_i - b_j|, shaped like `sq_dist`; gradient 0 where the points coincide.
+
+        From the differences, not from `sq_dist`: the square root turns the expansion's absolute error
+        eps·(|a|² + |b|²) into an error of sqrt(eps)·|a| for near points, and its gradient
+        (a - b)/|a - b| into noise.
+        """
+        if self.rowwise:
+            return safe_sqrt(self.sq_dist)
+        return safe_sqrt(exact_sq_dist(self.a, self.b))
