@@ -112,11 +112,21 @@ def unavailable(impl: str, device: str) -> Optional[str]:
     if device == "cuda" and not torch.cuda.is_available():
         return "CUDA is not available"
     module = _MODULE_OF.get(impl)
-    if module is not None:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            return f"{module} does not import: {exc}"
+    if module is None:
+        return None
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"{module} does not import: {exc}"
+    if impl == "fastmmd":
+        import fastmmd
+
+        wanted = FASTMMD_BACKEND[device]
+        status = {s.name: s for s in fastmmd.backend_statuses()}.get(wanted)
+        if status is None:
+            return f"fastmmd has no {wanted!r} backend"
+        if not status.usable:
+            return f"fastmmd's {wanted!r} backend is unavailable: {status.reason}"
     return None
 
 

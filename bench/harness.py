@@ -94,7 +94,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def memory_budget_verdict(need_bytes: int, limit_bytes: float) -> Optional[str]:
     """``"skipped: would need X GB"`` when ``need_bytes`` is over ``limit_bytes``, else None."""
     if need_bytes > limit_bytes:
-        return f"skipped: would need {need_bytes / GB:.1f} GB"
+        return f"skipped: would need {need_bytes / GB:.3g} GB"
     return None
 
 
@@ -251,7 +251,7 @@ def cpu_peak_memory(
     if kind == "error":
         raise RuntimeError(f"the memory probe of {factory.__name__}{args} failed in its child:\n{payload}")
     if proc.exitcode == _RssWatchdog.OVER_LIMIT_EXIT:
-        return MemoryOutcome(f"oom: grew past {limit_bytes / GB:.1f} GB")
+        return MemoryOutcome(f"oom: grew past {limit_bytes / GB:.3g} GB")
     if proc.exitcode == -signal.SIGKILL:
         return MemoryOutcome("oom: killed")
     raise RuntimeError(f"the memory probe of {factory.__name__}{args} exited with code {proc.exitcode}")

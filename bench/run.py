@@ -44,7 +44,7 @@ def _cell(row: Optional[dict], field: str) -> str:
 def ratio_table(rows: Sequence[dict]) -> str:
     """Text table of one run's rows: per case, each implementation's median time and peak memory, and
     naive time / implementation time (> 1: faster than naive)."""
-    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    impls = sorted(dict.fromkeys(r["impl"] for r in rows), key=lambda i: i != BASELINE)  # stable: naive first
     others = [i for i in impls if i != BASELINE]
     by_case: dict = {}
     for r in rows:
@@ -71,7 +71,7 @@ def run_pytest(op: str, suite: str, device: str, max_gb: float, json_path: Path,
     """Runs bench/bench_<op>.py in a child pytest writing ``json_path``; returns pytest's exit code."""
     cmd = [
         sys.executable, "-m", "pytest", f"bench/bench_{op}.py", "-p", "no:cacheprovider", "-q",
-        f"--bench-suite={suite}", f"--bench-device={device}", f"--bench-max-gb={max_gb}",
+        "-rs", f"--bench-suite={suite}", f"--bench-device={device}", f"--bench-max-gb={max_gb}",
         f"--benchmark-json={json_path}", "--benchmark-columns=min,median,rounds", "--benchmark-sort=name",
         *extra,
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from bench.bench_mmd2 import IMPLS, Mmd2Case, cases, make_call, unavailable
 from bench.harness import (
     MB,
     cpu_peak_memory,
+    cuda_peak_memory,
     is_out_of_memory,
     memory_budget_verdict,
     plan_rounds,
@@ -112,6 +113,30 @@ def test_cpu_peak_memory_reports_out_of_memory_and_raises_other_errors():
     assert cpu_peak_memory(raising, ("memory",)).status == "oom"
     with pytest.raises(RuntimeError, match="ValueError: from the case"):
         cpu_peak_memory(raising, ("value",))
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+def test_cuda_peak_memory_measures_the_allocator_peak_beyond_the_inputs():
+    resident = torch.ones(2**20, device="cuda")  # allocated before: not counted
+
+    def run():
+        torch.ones(64 * 2**20, device="cuda").sum()  # 256 MiB
+
+    outcome = cuda_peak_memory(run)
+    assert outcome.status == "ok"
+    assert 256 * 2**20 <= outcome.peak_bytes <= 260 * 2**20, outcome
+    del resident
+
+
+@needs_cuda
+def test_cuda_out_of_memory_is_an_outcome():
+    total = torch.cuda.get_device_properties(0).total_memory
+    outcome = cuda_peak_memory(lambda: torch.empty(2 * total, dtype=torch.uint8, device="cuda"))
+    assert outcome.status == "oom"
+    torch.ones(1, device="cuda")  # the device still works
 
 
 # ----------------------------------------------------------------------------------------- naive path
