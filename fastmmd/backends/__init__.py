@@ -77,7 +77,8 @@ def select_backend(
     raise RuntimeError(
         "no backend can run this input (backend='auto'):\n"
         + "\n".join(refused)
-        + "\nbackend='reference' runs on any device and dtype (slow: it materialises the Gram matrices)."
+        + "\nbackend='reference' runs on any device and dtype (in float64, with precision='highest'; "
+        "slow: it materialises the Gram matrices)."
     )
 
 

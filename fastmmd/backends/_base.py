@@ -47,10 +47,8 @@ class Backend(abc.ABC):
     def reasons(self, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, precision: str) -> List[str]:
         """Every reason this backend cannot compute `estimator` for x (n, d), y (m, d); empty if it can."""
         missing = self.unavailable_reason()
-        if missing is not None:
-            return [missing]
+        out = [] if missing is None else [missing]
         caps = self.capabilities
-        out = []
         if caps.devices is not None and x.device.type not in caps.devices:
             out.append(f"inputs on {x.device}; it runs on {', '.join(caps.devices)} tensors only")
         if x.dtype not in caps.dtypes:
