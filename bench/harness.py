@@ -216,6 +216,7 @@ def cpu_peak_memory(
     *,
     warm_args: Optional[tuple] = None,
     limit_bytes: float = 8 * GB,
+    preload: Sequence[str] = (),
 ) -> MemoryOutcome:
     """Peak resident-memory growth of one run of ``factory(*args)()`` on the CPU, in a fresh process.
 
@@ -226,15 +227,19 @@ def cpu_peak_memory(
     Why a fresh process: resident memory is a per-process number, and in a long-lived process memory freed
     by an earlier case stays in the allocator's free lists and is reused without showing as growth, so the
     same case would measure differently depending on what ran before it. The child comes from a forkserver
-    that imported torch once, so each probe costs a fork, not an import. The peak is the kernel's own
+    that imported torch, the factory's module and the modules in ``preload`` once (the first call's list
+    counts), so each probe costs a fork, not those imports. The peak is the kernel's own
     counter (VmHWM, reset through /proc/self/clear_refs just before the run) and, where that reset is not
     allowed, the maximum of a VmRSS sampler at 2 ms (a lower bound: a shorter spike can be missed).
+
+    As with any multiprocessing start method but fork, a script that calls this must keep its own work
+    under ``if __name__ == "__main__":`` (pytest and ``python -m bench.run`` do).
 
     Safety: the sampler ends the child as soon as its growth passes ``limit_bytes``, and if the kernel's OOM
     killer ends it instead, only the child dies. Both are returned as ``status="oom..."``; a MemoryError or
     allocator failure inside the child is "oom" too. Any other exception in the child is raised here.
     """
-    ctx = _context([factory.__module__])
+    ctx = _context([factory.__module__, *preload])
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_probe_in_child, args=(child_conn, factory, args, warm_args, limit_bytes))
     proc.start()
