@@ -51,13 +51,35 @@ struct RowScratch {
       : r2(width), dist(width), val(width), d_r2(width), d_dot(width) {}
 };
 
-// Evaluates the kernel on one row of a tile.
-//   dot[j] = a_i . b_j, sq_a = |a_i|^2, sq_b[j] = |b_j|^2, for j < width.
+// Squared distances of one row of a tile from its inner products:
+//   s.r2[j] = max(|a_i|^2 + |b_j|^2 - 2 a_i.b_j, 0), dot[j] = a_i . b_j, sq_a = |a_i|^2, sq_b[j] = |b_j|^2.
+// Pairs this formula cannot resolve (see is_near_pair) are recomputed by the caller from explicit differences.
+template <typename T>
+inline void squared_distances_row(int64_t width, const T* __restrict dot, T sq_a, const T* __restrict sq_b,
+                                  RowScratch<T>& s) {
+  T* __restrict r2 = s.r2.data();
+#pragma omp simd
+  for (int64_t j = 0; j < width; ++j) {
+    const T v = sq_a + sq_b[j] - 2 * dot[j];
+    r2[j] = v > 0 ? v : T(0);
+  }
+}
+
+// Relative size r2 / (|a|^2 + |b|^2) below which |a|^2 + |b|^2 - 2 a.b has lost too many digits to
+// cancellation for the kernels with |a - b|: their gradient (a - b) / |a - b| needs the distance to full
+// relative precision, so such pairs take explicit differences. Relative error of r2 at the threshold:
+// about 8 eps / threshold (5e-5 in float32, 1e-10 in float64).
+template <typename T>
+constexpr T near_pair_threshold() {
+  return sizeof(T) == sizeof(float) ? T(1e-2) : T(1e-5);
+}
+
+// Evaluates the kernel on one row of a tile, from s.r2 (filled by squared_distances_row and refined).
+//   dot[j] = a_i . b_j, norm_a = |a_i|, norm_b[j] = |b_j|, for j < width.
 // Fills s.val with k(a_i, b_j), s.d_r2 with dk/d(r2) and s.d_dot with dk/d(dot).
 template <typename T>
-inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restrict dot, T sq_a,
-                         const T* __restrict sq_b, const T* __restrict norm_b, T norm_a,
-                         RowScratch<T>& s, T near_zero) {
+inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restrict dot,
+                         const T* __restrict norm_b, T norm_a, RowScratch<T>& s) {
   T* __restrict r2 = s.r2.data();
   T* __restrict dist = s.dist.data();
   T* __restrict val = s.val.data();
@@ -68,16 +90,6 @@ inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restr
     val[j] = 0;
     d_r2[j] = 0;
     d_dot[j] = 0;
-  }
-  if (spec.needs_r2) {
-#pragma omp simd
-    for (int64_t j = 0; j < width; ++j) {
-      const T sum = sq_a + sq_b[j];
-      const T v = sum - 2 * dot[j];
-      // Rounding of |a|^2 + |b|^2 - 2 a.b leaves noise of order eps * (|a|^2 + |b|^2) where a = b; for the
-      // kernels with |a - b| (gradient infinite at 0) that noise is snapped to the exact 0 it stands for.
-      r2[j] = v > near_zero * sum ? v : (spec.needs_sqrt ? T(0) : (v > 0 ? v : T(0)));
-    }
   }
   if (spec.needs_sqrt) {
 #pragma omp simd
@@ -152,13 +164,6 @@ inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restr
         break;  // rejected when the spec is parsed
     }
   }
-}
-
-// Relative size below which r2 counts as rounding noise, for inner products of length d.
-template <typename T>
-inline T near_zero_threshold(int64_t d) {
-  return static_cast<T>(8.0 * std::sqrt(static_cast<double>(std::max<int64_t>(d, 1))) *
-                        std::numeric_limits<T>::epsilon());
 }
 
 }  // namespace fastmmd

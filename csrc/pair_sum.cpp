@@ -17,9 +17,12 @@ struct TileScratch {
   Buffer<T> dot, coef, coef_t;
   std::vector<T> row_alpha, col_alpha, col_count;
   RowScratch<T> row;
+  std::vector<int64_t> near;  // columns of the current row whose distance is recomputed explicitly
   TileScratch()
       : dot(TS * TS), coef(TS * TS), coef_t(TS * TS), row_alpha(TS), col_alpha(TS), col_count(TS),
-        row(TS) {}
+        row(TS) {
+    near.reserve(TS);
+  }
 };
 
 // out[i, :] += alpha[i] * x[i, :] for the TS rows of a block.
@@ -38,13 +41,42 @@ void transpose_tile(const T* in, T* out) {
     for (int64_t j = 0; j < TS; ++j) out[j * TS + i] = in[i * TS + j];
 }
 
+// Squared distance from explicit differences, accumulated in double.
+template <typename T>
+T explicit_squared_distance(const T* a, const T* b, int64_t d) {
+  double s = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    s += diff * diff;
+  }
+  return static_cast<T>(s);
+}
+
+// Finds the columns of row i whose distance the inner-product formula cannot resolve (near_pair_threshold),
+// replaces their s.row.r2 by the explicit value and lists them in s.near. Only for kernels with |a - b|.
+template <typename T>
+void refine_near_pairs(const T* a_row, const T* b_block, int64_t dp, int64_t cols, int64_t skip, T sq_a,
+                       const T* sq_b, TileScratch<T>& s) {
+  s.near.clear();
+  T* r2 = s.row.r2.data();
+  const T threshold = near_pair_threshold<T>();
+  for (int64_t j = 0; j < cols; ++j) {
+    if (j == skip || r2[j] >= threshold * (sq_a + sq_b[j])) continue;
+    r2[j] = explicit_squared_distance(a_row, b_block + j * dp, dp);
+    s.near.push_back(j);
+  }
+}
+
 // One tile: rows I*TS.. of a against rows J*TS.. of b, weighted by `weight` (2 for an off-diagonal tile
 // of a symmetric block, which stands for both orders of its pairs). Returns the weighted sum of the kernel
 // values; with gradients, adds the tile's share to the gradient blocks grad_rows (of a) and grad_cols (of b).
+//   d/da_i = sum_j dk/dr2 * 2 (a_i - b_j) + dk/ddot * b_j, assembled as row_alpha_i a_i + sum_j coef_ij b_j
+// with two GEMMs; the radial part of a near pair is added from its explicit difference a_i - b_j instead,
+// since alpha a_i - coef b_j would cancel to noise of the size of a_i.
 template <typename T>
 double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, const Operand<T>& B,
-                    int64_t J, bool exclude_diag, T weight, T near_zero, TileScratch<T>& s,
-                    T* grad_rows, T* grad_cols) {
+                    int64_t J, bool exclude_diag, T weight, TileScratch<T>& s, T* grad_rows,
+                    T* grad_cols) {
   const int64_t i0 = I * TS, j0 = J * TS, dp = A.dp;
   const int64_t rows = std::min(TS, A.n - i0), cols = std::min(TS, B.n - j0);
   T* dot = s.dot.data();
@@ -61,17 +93,37 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
   }
   const T* sq_b = B.sq.data() + j0;
   const T* norm_b = B.norm.data() + j0;
+  const T* b_block = B.row_block(J);
   const T energy = static_cast<T>(spec.energy_weight);
   double total = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const T norm_a = A.norm.data()[i0 + i];
-    evaluate_row<T>(spec, TS, dot + i * TS, A.sq.data()[i0 + i], sq_b, norm_b, norm_a, s.row,
-                    near_zero);
+    const T sq_a = A.sq.data()[i0 + i];
+    const T* a_row = A.row_block(I) + i * dp;
     const int64_t skip = exclude_diag ? i0 + i - j0 : -1;  // the column of pair (i, i), if here
+    s.near.clear();
+    if (spec.needs_r2) squared_distances_row<T>(TS, dot + i * TS, sq_a, sq_b, s.row);
+    if (spec.needs_sqrt) refine_near_pairs<T>(a_row, b_block, dp, cols, skip, sq_a, sq_b, s);
+    evaluate_row<T>(spec, TS, dot + i * TS, norm_b, norm_a, s.row);
     const T* val = s.row.val.data();
-    const T* d_r2 = s.row.d_r2.data();
+    T* d_r2 = s.row.d_r2.data();
     const T* d_dot = s.row.d_dot.data();
     T* coef_row = coef + i * TS;
+    if (grads) {
+      for (int64_t j : s.near) {
+        const T radial = weight * 2 * d_r2[j];
+        d_r2[j] = 0;  // taken out of the GEMM assembly below
+        if (radial == 0) continue;
+        T* g_a = grad_rows + i * dp;
+        T* g_b = grad_cols + j * dp;
+        const T* b_row = b_block + j * dp;
+        for (int64_t k = 0; k < dp; ++k) {
+          const T diff = a_row[k] - b_row[k];
+          g_a[k] += radial * diff;
+          g_b[k] -= radial * diff;
+        }
+      }
+    }
     T row_sum = 0, alpha = 0, count = 0;
 #pragma omp simd reduction(+ : row_sum, alpha, count)
     for (int64_t j = 0; j < TS; ++j) {
@@ -100,11 +152,11 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
     if (norm_b[j] > 0) col_alpha[j] += weight * energy * col_count[j] / norm_b[j];
 
   // d/da_i = row_alpha_i a_i + sum_j coef_ij b_j ;  d/db_j = col_alpha_j b_j + sum_i coef_ij a_i
-  gemm_accumulate<T>(TS, dp, TS, coef, TS, B.row_block(J), dp, grad_rows, dp);
+  gemm_accumulate<T>(TS, dp, TS, coef, TS, b_block, dp, grad_rows, dp);
   add_scaled_rows<T>(s.row_alpha.data(), A.row_block(I), dp, grad_rows);
   transpose_tile<T>(coef, s.coef_t.data());
   gemm_accumulate<T>(TS, dp, TS, s.coef_t.data(), TS, A.row_block(I), dp, grad_cols, dp);
-  add_scaled_rows<T>(col_alpha, B.row_block(J), dp, grad_cols);
+  add_scaled_rows<T>(col_alpha, b_block, dp, grad_cols);
   return static_cast<double>(weight) * total;
 }
 
@@ -119,7 +171,7 @@ struct Grid {
 Grid choose_grid(int64_t blocks_a, int64_t blocks_b, int64_t slot_bytes_a, int64_t slot_bytes_b,
                  bool want_grad) {
   constexpr int64_t kMaxGroups = 8;
-  constexpr int64_t kSlotBudgetBytes = int64_t(256) << 20;
+  constexpr int64_t kSlotBudgetBytes = int64_t(64) << 20;
   Grid g{std::min(kMaxGroups, blocks_a), std::min(kMaxGroups, blocks_b)};
   if (!want_grad) return g;
   while ((g.C * slot_bytes_a + g.R * slot_bytes_b) > kSlotBudgetBytes && (g.R > 1 || g.C > 1)) {
@@ -151,7 +203,6 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
     for (int64_t r = 0; r < grid.R; ++r) col_slots.emplace_back(B.n_pad * dp);
   }
   std::vector<double> cell_total(cells, 0.0);
-  const T near_zero = near_zero_threshold<T>(d);
 
 #pragma omp parallel num_threads(threads)
   {
@@ -166,7 +217,7 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
           const T weight = (opt.symmetric && J != I) ? T(2) : T(1);
           T* grad_rows = opt.want_grad ? row_slots[c].data() + I * TS * dp : nullptr;
           T* grad_cols = opt.want_grad ? col_slots[r].data() + J * TS * dp : nullptr;
-          total += process_tile<T>(spec, A, I, B, J, opt.exclude_diag, weight, near_zero, scratch,
+          total += process_tile<T>(spec, A, I, B, J, opt.exclude_diag, weight, scratch,
                                    grad_rows, grad_cols);
         }
       }
