@@ -171,14 +171,34 @@ struct Grid {
 Grid choose_grid(int64_t blocks_a, int64_t blocks_b, int64_t slot_bytes_a, int64_t slot_bytes_b,
                  bool want_grad) {
   constexpr int64_t kMaxGroups = 8;
+  // At least this many cells when there are enough blocks, whatever the memory (a fixed number, so that the
+  // summation order, hence the bits, do not depend on the machine's thread count).
+  constexpr int64_t kMinCells = 8;
   constexpr int64_t kSlotBudgetBytes = int64_t(64) << 20;
-  Grid g{std::min(kMaxGroups, blocks_a), std::min(kMaxGroups, blocks_b)};
-  if (!want_grad) return g;
-  while ((g.C * slot_bytes_a + g.R * slot_bytes_b) > kSlotBudgetBytes && (g.R > 1 || g.C > 1)) {
-    if (g.R >= g.C && g.R > 1) g.R = (g.R + 1) / 2;
-    else g.C = (g.C + 1) / 2;
+  const int64_t max_r = std::min(kMaxGroups, blocks_a), max_c = std::min(kMaxGroups, blocks_b);
+  if (!want_grad) return Grid{max_r, max_c};
+  const int64_t min_cells = std::min(kMinCells, max_r * max_c);
+  // The most cells within the budget; failing that, the least memory with min_cells cells.
+  Grid best{1, 1};
+  int64_t best_cells = 0, best_bytes = 0;
+  bool best_fits = false;
+  for (int64_t r = 1; r <= max_r; ++r) {
+    for (int64_t c = 1; c <= max_c; ++c) {
+      const int64_t cells = r * c, bytes = c * slot_bytes_a + r * slot_bytes_b;
+      if (cells < min_cells) continue;
+      const bool fits = bytes <= kSlotBudgetBytes;
+      const bool better = best_cells == 0 || (fits && !best_fits) ||
+                          (fits && best_fits && (cells > best_cells || (cells == best_cells && bytes < best_bytes))) ||
+                          (!fits && !best_fits && bytes < best_bytes);
+      if (better) {
+        best = Grid{r, c};
+        best_cells = cells;
+        best_bytes = bytes;
+        best_fits = fits;
+      }
+    }
   }
-  return g;
+  return best;
 }
 
 }  // namespace
