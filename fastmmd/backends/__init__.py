@@ -16,6 +16,7 @@ from fastmmd._validation import check_choice
 from fastmmd.backends._base import Backend, Capabilities
 from fastmmd.backends.cpu import CpuBackend
 from fastmmd.backends.reference import ReferenceBackend
+from fastmmd.backends.triton import TritonBackend
 from fastmmd.kernels import Kernel
 
 __all__ = [
@@ -30,9 +31,8 @@ __all__ = [
     "backend_statuses",
 ]
 
-# The Triton (GPU) backend goes first in both tuples once it exists.
-BACKENDS: Dict[str, Backend] = {b.name: b for b in (CpuBackend(), ReferenceBackend())}
-AUTO_ORDER: Tuple[str, ...] = ("cpu",)
+BACKENDS: Dict[str, Backend] = {b.name: b for b in (TritonBackend(), CpuBackend(), ReferenceBackend())}
+AUTO_ORDER: Tuple[str, ...] = ("triton", "cpu")
 BACKEND_NAMES: Tuple[str, ...] = ("auto", *BACKENDS)
 
 
@@ -70,7 +70,8 @@ def select_backend(
         return backend
     refused: List[str] = []
     for candidate in AUTO_ORDER:
-        reasons = BACKENDS[candidate].reasons(x, y, kernel, estimator, precision)
+        backend = BACKENDS[candidate]
+        reasons = backend.auto_reasons(x) + backend.reasons(x, y, kernel, estimator, precision)
         if not reasons:
             return BACKENDS[candidate]
         refused.append(f"  {candidate}: " + "; ".join(reasons))

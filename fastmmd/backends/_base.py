@@ -40,6 +40,11 @@ class Backend(abc.ABC):
         """Why this backend cannot run at all in this installation (None: it can)."""
         return None
 
+    def auto_reasons(self, x: torch.Tensor) -> List[str]:
+        """Why `backend="auto"` should pass over this backend for inputs like x although it could run them
+        (empty: it may take them)."""
+        return []
+
     def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
         """Why this backend cannot evaluate `kernel` in dimension d (empty: it can)."""
         return []

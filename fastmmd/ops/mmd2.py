@@ -26,7 +26,7 @@ _DOUBLE_BACKWARD = (
 )
 
 
-@torch.library.custom_op("fastmmd::mmd2_fused", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("fastmmd::mmd2_fused", mutates_args=(), device_types=("cpu", "cuda"))
 def mmd2_fused(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -34,17 +34,22 @@ def mmd2_fused(
     estimator: str,
     need_grad: bool,
     num_threads: int,
+    backend: str = "cpu",
+    precision: str = "highest",
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d): one fused pass per block.
 
     terms: the kernel's (T, 5) table (csrc/INTERFACE.md) flattened row-major; estimator: "unbiased",
-    "biased" or "u-statistic". Without need_grad the two gradients are empty tensors of shape (0,).
+    "biased" or "u-statistic"; backend: a fused backend ("cpu" uses num_threads, "triton" precision).
+    Without need_grad the two gradients are empty tensors of shape (0,).
     """
-    return get_backend("cpu").mmd2_with_grads(x, y, terms, estimator, need_grad, num_threads)
+    if backend == "cpu":
+        return get_backend("cpu").mmd2_with_grads(x, y, terms, estimator, need_grad, num_threads)
+    return get_backend(backend).mmd2_with_grads(x, y, terms, estimator, need_grad, precision)
 
 
 @mmd2_fused.register_fake
-def _mmd2_fused_fake(x, y, terms, estimator, need_grad, num_threads):
+def _mmd2_fused_fake(x, y, terms, estimator, need_grad, num_threads, backend="cpu", precision="highest"):
     value = x.new_empty(())
     if need_grad:
         return value, x.new_empty(x.shape), y.new_empty(y.shape)
@@ -76,6 +81,8 @@ def _backward(ctx, grad_value, _grad_grad_x, _grad_grad_y):
         None,
         None,
         None,
+        None,
+        None,
     )
 
 
@@ -91,7 +98,8 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
             `fastmmd.kernels.KERNEL_NAMES`).
         estimator: "unbiased" (default; n, m >= 2), "biased" (V-statistic), "u-statistic" (n = m; also
             drops tr K_XY) or "linear" (Gretton 2012 linear-time, n = m).
-        backend: "auto" (the first fast backend that can run the input), "cpu" or "reference".
+        backend: "auto" (the first fast backend that can run the input: "triton" for CUDA tensors, "cpu"
+            for CPU tensors), "triton", "cpu" or "reference".
         precision: "highest" (IEEE fp32 / fp64), "tf32" or "bf16" (GPU backends).
     """
     (x, y), output = as_tensors(x=x, y=y)
@@ -104,11 +112,12 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
         return output(chosen.mmd2(x, y, kernel, estimator))
     if estimator == "linear":
         return output(linear_mmd2(x, y, kernel))
-    return output(_fused(x, y, kernel, estimator))
+    return output(_fused(x, y, kernel, estimator, chosen.name, precision))
 
 
-def _fused(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str) -> torch.Tensor:
+def _fused(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, backend: str,
+           precision: str) -> torch.Tensor:
     terms = kernel.terms(x.shape[1]).ravel().tolist()
     need_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    value, _, _ = mmd2_fused(x, y, terms, estimator, need_grad, torch.get_num_threads())
+    value, _, _ = mmd2_fused(x, y, terms, estimator, need_grad, torch.get_num_threads(), backend, precision)
     return value

@@ -1,0 +1,5 @@
+"""Triton kernels of the GPU backend (fastmmd.backends.triton): the kernel epilogue, the tiled value
+reduction, the fused gradient kernels and the coefficient chunks of the large-d gradient path.
+
+Importing this package imports triton; the backend imports it only when it is first used.
+"""

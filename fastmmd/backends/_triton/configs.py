@@ -1,0 +1,135 @@
+"""Tile sizes of the Triton kernels: autotuned on a GPU among a few configurations per (kernel, precision,
+dtype, d), one fixed small configuration under the interpreter. FASTMMD_AUTOTUNE=0 takes the first configuration of
+each list without tuning (fast start, e.g. for tests).
+
+A `Launcher` launches a kernel and returns the meta-parameters it ran with (the host needs BM and BN to
+know how many partial sums were written).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import triton
+
+from fastmmd.backends.triton import interpreting
+
+MIN_TILE = 16  # smallest BM / BN of any configuration: bounds the number of partial-sum slots
+GROUP = 8
+
+# Constexpr flags that change the code, so each combination is tuned on its own.
+_FLAG_KEYS = ["FAMS", "NT", "NEEDS_NORM", "NEEDS_DOT", "EXPLICIT", "CENTER", "PRECISION"]
+
+
+def padded_dim(d: int) -> int:
+    """Features held by the owner kernels: the next power of two >= d, at least 16."""
+    return max(16, triton.next_power_of_2(d))
+
+
+def _config(bm: int, bn: int, warps: int, stages: int, **extra) -> triton.Config:
+    return triton.Config(dict(BM=bm, BN=bn, **extra), num_warps=warps, num_stages=stages)
+
+
+def _tiled_configs(explicit: bool, dtype: torch.dtype, precision: str, grouped: bool) -> List[triton.Config]:
+    """Square (BM == BN) tiles with a BK loop: the value kernel (grouped: takes GROUP) and the
+    coefficient-chunk kernel."""
+    group = dict(GROUP=GROUP) if grouped else {}
+    if interpreting():
+        return [_config(16, 16, 4, 1, BK=16, **group)]
+    if explicit:
+        shapes = [(32, 32, 8, 4, 1), (32, 32, 4, 4, 1), (64, 64, 4, 8, 1), (16, 16, 16, 4, 1)]
+    elif dtype == torch.float64:
+        shapes = [(64, 64, 16, 4, 3), (32, 32, 16, 4, 2), (64, 64, 32, 8, 2)]
+    elif precision == "ieee":
+        shapes = [(64, 64, 32, 4, 3), (128, 128, 32, 8, 3), (64, 64, 16, 4, 4), (128, 128, 16, 8, 4)]
+    elif precision == "bf16":
+        shapes = [(128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 32, 8, 4), (64, 64, 64, 4, 4)]
+    else:  # tf32
+        shapes = [(128, 128, 32, 8, 3), (128, 128, 32, 8, 4), (128, 128, 64, 8, 3), (64, 64, 64, 4, 4),
+                  (128, 128, 32, 4, 4)]
+    return [_config(bm, bn, w, s, BK=bk, **group) for bm, bn, bk, w, s in shapes]
+
+
+def _owner_configs(explicit: bool, dtype: torch.dtype, d: int) -> List[triton.Config]:
+    """Row blocks of BM owned rows, BN rows of B per step; the owner kernel holds (BM, padded_dim(d))."""
+    if interpreting():
+        return [_config(16, 16, 4, 1)]
+    bd = padded_dim(d)
+    if explicit:
+        shapes = [(16, 16, 8, 1), (32, 16, 8, 1), (16, 32, 8, 1), (16, 16, 4, 1)]
+    elif dtype == torch.float64:
+        shapes = [(32, 32, 4, 2), (64, 32, 4, 2), (32, 64, 8, 2), (16, 16, 4, 1)]
+    elif bd <= 64:
+        shapes = [(128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (64, 128, 4, 2), (128, 32, 4, 3)]
+    elif bd <= 128:
+        shapes = [(128, 64, 8, 2), (64, 64, 4, 2), (64, 32, 4, 3), (128, 32, 8, 3)]
+    else:
+        shapes = [(64, 32, 8, 2), (32, 32, 4, 2), (64, 16, 4, 2), (16, 16, 4, 1)]
+    size = torch.finfo(dtype).bits // 8
+    fits = [s for s in shapes if _owner_shared_bytes(s, bd, size) <= _SHARED_BUDGET]
+    return [_config(bm, bn, w, st) for bm, bn, w, st in (fits or [(16, 16, 4, 1)])]
+
+
+# Shared memory a configuration may plan for (the H100 has 227 KiB per block; A100 163 KiB).
+_SHARED_BUDGET = 150 * 1024
+
+
+def _owner_shared_bytes(shape, bd: int, size: int) -> int:
+    """Rough shared memory of the owner kernel: the owned rows, `stages` copies of B's rows, one tile."""
+    bm, bn, _, stages = shape
+    return (bm + max(stages, 1) * bn) * bd * size + bm * bn * 4
+
+
+class Launcher:
+    """A kernel with its configurations: `launcher(grid, *args, **kwargs)` runs it and returns the chosen
+    meta-parameters. grid: a function of those meta-parameters."""
+
+    def __init__(self, kernel, candidates: Sequence[triton.Config], key: List[str],
+                 restore: Optional[List[str]] = None):
+        self.candidates = list(candidates)
+        if os.environ.get("FASTMMD_AUTOTUNE", "1") == "0":
+            self.candidates = self.candidates[:1]
+        if len(self.candidates) == 1:
+            self.fn = kernel
+        else:
+            self.fn = triton.autotune(self.candidates, key=key, restore_value=restore or [])(kernel)
+
+    def __call__(self, grid: Callable[[dict], Tuple[int, ...]], *args, **kwargs) -> dict:
+        if len(self.candidates) == 1:
+            config = self.candidates[0]
+            meta = dict(config.kwargs)
+            self.fn[grid(meta)](*args, **kwargs, **meta, num_warps=config.num_warps,
+                                num_stages=config.num_stages)
+            return meta
+        self.fn[grid](*args, **kwargs)
+        return dict(self.fn.best_config.kwargs)
+
+
+_launchers: Dict[tuple, Launcher] = {}
+
+
+def _cached(key: tuple, make: Callable[[], Launcher]) -> Launcher:
+    if key not in _launchers:
+        _launchers[key] = make()
+    return _launchers[key]
+
+
+def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
+    return _cached(("value", explicit, dtype, precision), lambda: Launcher(
+        kernel, _tiled_configs(explicit, dtype, precision, grouped=True),
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
+
+
+def chunk_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
+    return _cached(("chunk", explicit, dtype, precision), lambda: Launcher(
+        kernel, _tiled_configs(explicit, dtype, precision, grouped=False),
+        key=["d", "size_class", "EXCLUDE_DIAG", "SAME", *_FLAG_KEYS]))
+
+
+def owner_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, d: int) -> Launcher:
+    bd = padded_dim(d)
+    return _cached(("owner", explicit, dtype, precision, bd), lambda: Launcher(
+        kernel, _owner_configs(explicit, dtype, d),
+        key=["d", "size_class", "EXCLUDE_DIAG", "SAME", "ACCUMULATE", "WANT_VALUE", *_FLAG_KEYS],
+        restore=["GRAD"]))

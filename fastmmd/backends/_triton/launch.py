@@ -1,0 +1,284 @@
+"""Host side of the Triton backend: prepares the inputs (centring, squared norms, packed terms), picks the
+path (value only, fused owner gradients, chunked gradients) and launches the kernels of this package.
+
+All sums stay on the device (no host synchronisation); partial sums are added in float64 in a fixed order.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import triton
+
+from fastmmd._estimators import PairSumPlan
+from fastmmd.backends._triton import configs
+from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel
+from fastmmd.backends._triton.owner_grad import owner_grad_kernel
+from fastmmd.backends._triton.terms import PackedTerms, pack_terms
+from fastmmd.backends._triton.value import value_tiles_kernel
+
+# Largest d of the fused owner gradients (the rows' gradient lives in registers), on tensor cores and with
+# explicit differences (a (BM, BN, d) block of differences).
+OWNER_MAX_D = 256
+OWNER_MAX_D_EXPLICIT = 64
+# Rows and columns of a chunk of the large-d gradient path (its coefficients: CHUNK² floats).
+CHUNK = 2048
+# Bytes of float64 scratch when computing squared norms.
+_NORM_SCRATCH_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The inputs as the kernels read them. mu: pooled mean (d,) in the compute dtype, or a 1-element dummy
+    when not centring; sq_x (n,), sq_y (m,): squared norms of the (centred) rows; explicit: distances from
+    differences (kernels with |a - b|)."""
+
+    packed: PackedTerms
+    center: bool
+    mu: torch.Tensor
+    sq_x: torch.Tensor
+    sq_y: torch.Tensor
+    precision: str
+    explicit: bool
+
+    def flags(self) -> dict:
+        p = self.packed
+        return dict(FAMS=p.families, NT=p.count, NEEDS_NORM=p.needs_norm, NEEDS_DOT=p.needs_dot,
+                    EXPLICIT=self.explicit, CENTER=self.center, PRECISION=self.precision)
+
+
+def squared_norms(x: torch.Tensor, mu: Optional[torch.Tensor]) -> torch.Tensor:
+    """|x_i - mu|² (or |x_i|²) for x (n, d), accumulated in float64 over bounded row chunks -> (n,)."""
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    rows = max(1, _NORM_SCRATCH_BYTES // (8 * max(x.shape[1], 1)))
+    for start in range(0, x.shape[0], rows):
+        block = x[start:start + rows].to(torch.float64)
+        if mu is not None:
+            block = block - mu
+        out[start:start + rows] = block.pow(2).sum(1)
+    return out
+
+
+def prepare(x: torch.Tensor, y: torch.Tensor, terms: Sequence[float], precision: str,
+            shift_invariant_families) -> Prepared:
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    packed = pack_terms(terms, x.device, compute, shift_invariant_families)
+    # Centring removes the cancellation of |a|² + |b|² - 2a.b for inputs far from the origin; it costs a
+    # subtraction per loaded element, worth it only for IEEE products (tf32/bf16 round far more).
+    center = packed.shift_invariant_mmd and precision == "ieee"
+    mu64 = None
+    if center:
+        mu64 = (x.sum(0, dtype=torch.float64) + y.sum(0, dtype=torch.float64)) / (x.shape[0] + y.shape[0])
+    mu = mu64.to(compute) if center else torch.zeros(1, dtype=compute, device=x.device)
+    return Prepared(
+        packed=packed,
+        center=center,
+        mu=mu,
+        sq_x=squared_norms(x, mu64).to(compute),
+        sq_y=squared_norms(y, mu64).to(compute),
+        precision=precision,
+        explicit=packed.needs_sqrt,
+    )
+
+
+def size_class(n: int, m: int) -> int:
+    """Autotuning key for the problem size: log2 of the number of pairs."""
+    return int(math.log2(max(n * m, 1)))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Value only
+
+
+def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool) -> torch.Tensor:
+    """Sum of k(a_i, b_j) over a block (0-dim float64 tensor on the device)."""
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    launcher = configs.value_launcher(value_tiles_kernel, prep.explicit, a.dtype, prep.precision)
+
+    def grid(meta):
+        return (triton.cdiv(n, meta["BM"]) * triton.cdiv(m, meta["BN"]),)
+
+    slots = triton.cdiv(n, configs.MIN_TILE) * triton.cdiv(m, configs.MIN_TILE)
+    out = torch.empty(slots, dtype=sq_a.dtype, device=a.device)
+    launched = launcher(grid, a, b, sq_a, sq_b, prep.mu, prep.packed.params, out, n, m, d, a.stride(0),
+                            b.stride(0), size_class(n, m), SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag,
+                            **prep.flags())
+    used = triton.cdiv(n, launched["BM"]) * triton.cdiv(m, launched["BN"])
+    return out[:used].to(torch.float64).sum()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Value and gradients, small d: fused owner kernels
+
+
+def owner_pass(a, b, sq_a, sq_b, prep: Prepared, grad: torch.Tensor, scale: float, exclude_diag: bool,
+               accumulate: bool, want_value: bool) -> Optional[torch.Tensor]:
+    """grad (=, or += with accumulate) scale * d/da sum_{i,j} k(a_i, b_j); returns that sum (0-dim float64)
+    when want_value. `b is a` marks a symmetric block."""
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    launcher = configs.owner_launcher(owner_grad_kernel, prep.explicit, a.dtype, prep.precision, d)
+    values = torch.empty(triton.cdiv(n, configs.MIN_TILE), dtype=sq_a.dtype, device=a.device)
+    scales = torch.tensor([scale, prep.packed.energy_weight], dtype=sq_a.dtype, device=a.device)
+    launched = launcher(
+        lambda meta: (triton.cdiv(n, meta["BM"]),), a, b, sq_a, sq_b, prep.mu, prep.packed.params, values, grad,
+        scales, n, m, d, a.stride(0), b.stride(0), grad.stride(0), size_class(n, m), EXCLUDE_DIAG=exclude_diag,
+        SAME=a is b,
+        ACCUMULATE=accumulate, WANT_VALUE=want_value, BD=configs.padded_dim(d), **prep.flags())
+    if not want_value:
+        return None
+    return values[:triton.cdiv(n, launched["BM"])].to(torch.float64).sum()
+
+
+def fused_owner_grads(x, y, prep: Prepared, plan: PairSumPlan):
+    grad_x, grad_y = torch.empty_like(x), torch.empty_like(y)
+    s_xx = owner_pass(x, x, prep.sq_x, prep.sq_x, prep, grad_x, 2 * plan.xx_weight, plan.xx_exclude_diag,
+                      accumulate=False, want_value=True)
+    s_xy = owner_pass(x, y, prep.sq_x, prep.sq_y, prep, grad_x, plan.xy_weight, plan.xy_exclude_diag,
+                      accumulate=True, want_value=True)
+    s_yy = owner_pass(y, y, prep.sq_y, prep.sq_y, prep, grad_y, 2 * plan.yy_weight, plan.yy_exclude_diag,
+                      accumulate=False, want_value=True)
+    owner_pass(y, x, prep.sq_y, prep.sq_x, prep, grad_y, plan.xy_weight, plan.xy_exclude_diag,
+               accumulate=True, want_value=False)
+    return plan.combine(s_xx, s_yy, s_xy), grad_x, grad_y
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Value and gradients, large d: coefficient chunks and cuBLAS
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+    """cuBLAS fp32 matmuls in IEEE fp32 ("ieee") or TF32 ("tf32") inside the block."""
+    flags = torch.backends.cuda.matmul
+    before = flags.allow_tf32
+    flags.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        flags.allow_tf32 = before
+
+
+def accumulate_product(out: torch.Tensor, coef: torch.Tensor, rows: torch.Tensor, scale: float,
+                       precision: str) -> None:
+    """out += scale * coef @ rows, with the GEMM in `precision`."""
+    if precision.startswith("bf16"):
+        out.add_((coef.to(torch.bfloat16) @ rows.to(torch.bfloat16)).to(out.dtype), alpha=scale)
+    else:
+        out.addmm_(coef, rows, alpha=scale)
+
+
+class ChunkRunner:
+    """Coefficients of CHUNK x CHUNK pairs at a time, applied with GEMMs; holds the chunk's buffers."""
+
+    def __init__(self, prep: Prepared, like: torch.Tensor, chunk: int):
+        self.prep = prep
+        self.chunk = chunk
+        tiles = triton.cdiv(chunk, configs.MIN_TILE)
+        dt = prep.sq_x.dtype
+        self.coef = torch.empty(chunk * chunk, dtype=dt, device=like.device)
+        self.alpha_part = torch.empty(tiles * chunk, dtype=dt, device=like.device)
+        self.beta_part = torch.empty(tiles * chunk, dtype=dt, device=like.device)
+        self.value_part = torch.empty(tiles * tiles, dtype=dt, device=like.device)
+
+    def run(self, a, b, sq_a, sq_b, exclude_diag: bool, same: bool):
+        """Coefficients of rows a (r, d) x rows b (c, d): (coef (r, c), alpha (r,), beta (c,), value sum)."""
+        r, c, d = a.shape[0], b.shape[0], a.shape[1]
+        launcher = configs.chunk_launcher(coef_chunk_kernel, self.prep.explicit, a.dtype, self.prep.precision)
+        coef = self.coef[: r * c].view(r, c)
+        launched = launcher(
+            lambda meta: (triton.cdiv(r, meta["BM"]), triton.cdiv(c, meta["BN"])), a, b, sq_a, sq_b, self.prep.mu, self.prep.packed.params, coef, self.alpha_part, self.beta_part,
+            self.value_part, r, c, d, a.stride(0), b.stride(0), size_class(r, c),
+            EXCLUDE_DIAG=exclude_diag, SAME=same, **self.prep.flags())
+        tr, tc = triton.cdiv(r, launched["BM"]), triton.cdiv(c, launched["BN"])
+        alpha = self.alpha_part[: tc * r].view(tc, r).sum(0)
+        beta = self.beta_part[: tr * c].view(tr, c).sum(0)
+        value = self.value_part[: tr * tc].to(torch.float64).sum()
+        return coef, alpha, beta, value
+
+
+def chunked_block(runner: ChunkRunner, a, b, sq_a, sq_b, grad_a, grad_b, weight: float, symmetric: bool,
+                  exclude_diag: bool) -> torch.Tensor:
+    """Adds weight * dS/da to grad_a and weight * dS/db to grad_b (grad_b unused when symmetric) for the
+    block sum S = sum_{i,j} k(a_i, b_j); returns S (0-dim float64)."""
+    q, prec = runner.chunk, runner.prep.precision
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
+    with matmul_precision(prec):
+        for r0 in range(0, a.shape[0], q):
+            for c0 in range(r0 if symmetric else 0, b.shape[0], q):
+                ra, cb = slice(r0, r0 + q), slice(c0, c0 + q)
+                on_diagonal = r0 == c0
+                coef, alpha, beta, value = runner.run(a[ra], b[cb], sq_a[ra], sq_b[cb],
+                                                      exclude_diag and on_diagonal, symmetric and on_diagonal)
+                if symmetric:
+                    # Both orders of a chunk's pairs are in S: twice the row-side gradient, on both sides.
+                    total += value if on_diagonal else 2 * value
+                    w = 2 * weight
+                    accumulate_product(grad_a[ra], coef, b[cb], w, prec)
+                    grad_a[ra].addcmul_(alpha[:, None], a[ra], value=w)
+                    if not on_diagonal:
+                        accumulate_product(grad_a[cb], coef.T, a[ra], w, prec)
+                        grad_a[cb].addcmul_(beta[:, None], b[cb], value=w)
+                else:
+                    total += value
+                    accumulate_product(grad_a[ra], coef, b[cb], weight, prec)
+                    grad_a[ra].addcmul_(alpha[:, None], a[ra], value=weight)
+                    accumulate_product(grad_b[cb], coef.T, a[ra], weight, prec)
+                    grad_b[cb].addcmul_(beta[:, None], b[cb], value=weight)
+    return total
+
+
+def add_energy_norm_gradient(grad: torch.Tensor, a: torch.Tensor, coefficient: float) -> None:
+    """grad += coefficient * a_i / |a_i| (0 where a_i = 0): the gradient of the |a| parts of Energy terms."""
+    if coefficient == 0.0:
+        return
+    rows = max(1, (_NORM_SCRATCH_BYTES // 8) // max(a.shape[1], 1))
+    for start in range(0, a.shape[0], rows):
+        block = a[start:start + rows]
+        norms = torch.linalg.vector_norm(block, dim=1)
+        scale = torch.where(norms > 0, coefficient / torch.where(norms > 0, norms, 1), 0)
+        grad[start:start + rows].addcmul_(scale[:, None], block)
+
+
+def chunked_grads(x, y, prep: Prepared, plan: PairSumPlan, chunk: int):
+    grad_x, grad_y = torch.zeros_like(x), torch.zeros_like(y)
+    runner = ChunkRunner(prep, x, chunk)
+    s_xx = chunked_block(runner, x, x, prep.sq_x, prep.sq_x, grad_x, None, plan.xx_weight, True,
+                         plan.xx_exclude_diag)
+    s_yy = chunked_block(runner, y, y, prep.sq_y, prep.sq_y, grad_y, None, plan.yy_weight, True,
+                         plan.yy_exclude_diag)
+    s_xy = chunked_block(runner, x, y, prep.sq_x, prep.sq_y, grad_x, grad_y, plan.xy_weight, False,
+                         plan.xy_exclude_diag)
+    w_e = prep.packed.energy_weight
+    if w_e != 0.0:
+        n, m = x.shape[0], y.shape[0]
+        # d/dx_i of the |.| parts: count of kept partners in each block, times the block weight.
+        add_energy_norm_gradient(grad_x, x, w_e * (2 * plan.xx_weight * (n - plan.xx_exclude_diag)
+                                                   + plan.xy_weight * (m - plan.xy_exclude_diag)))
+        add_energy_norm_gradient(grad_y, y, w_e * (2 * plan.yy_weight * (m - plan.yy_exclude_diag)
+                                                   + plan.xy_weight * (n - plan.xy_exclude_diag)))
+    return plan.combine(s_xx, s_yy, s_xy), grad_x, grad_y
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: str, shift_invariant_families,
+                    chunk: Optional[int] = None):
+    """(MMD², dx, dy) of contiguous x (n, d), y (m, d); precision: "ieee", "tf32" or "bf16"."""
+    prep = prepare(x, y, terms, precision, shift_invariant_families)
+    if not need_grad:
+        s_xx = block_value(x, x, prep.sq_x, prep.sq_x, prep, True, plan.xx_exclude_diag)
+        s_yy = block_value(y, y, prep.sq_y, prep.sq_y, prep, True, plan.yy_exclude_diag)
+        s_xy = block_value(x, y, prep.sq_x, prep.sq_y, prep, False, plan.xy_exclude_diag)
+        value = plan.combine(s_xx, s_yy, s_xy).to(x.dtype)
+        return value, x.new_empty((0,)), y.new_empty((0,))
+    d = x.shape[1]
+    small = d <= (OWNER_MAX_D_EXPLICIT if prep.explicit else OWNER_MAX_D)
+    if small and chunk is None:
+        value, grad_x, grad_y = fused_owner_grads(x, y, prep, plan)
+    else:
+        value, grad_x, grad_y = chunked_grads(x, y, prep, plan, chunk or CHUNK)
+    return value.to(x.dtype), grad_x, grad_y

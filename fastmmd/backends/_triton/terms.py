@@ -1,0 +1,143 @@
+"""The kernel epilogue on a tile, and the packing of a kernel's terms for it.
+
+A kernel is the (T, 5) table of csrc/INTERFACE.md ([family, weight, p1, p2, p3] per summand). The family
+codes go into one compile-time integer (3 bits each, so the epilogue unrolls into straight-line code for
+exactly those families); the numbers go into a (T, PARAMS_PER_TERM) float32 tensor read at run time, so a
+new bandwidth does not recompile.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from fastmmd.kernels import Family
+
+PARAMS_PER_TERM = 8  # weight, p1, p2, p3, p1 * log2(e), padding
+MAX_TERMS = 10  # 3 bits per family in a 32-bit constexpr
+LOG2_E = 1.0 / math.log(2.0)
+
+SQRT_FAMILIES = frozenset({Family.LAPLACIAN, Family.ENERGY})
+DOT_FAMILIES = frozenset({Family.LINEAR, Family.POLYNOMIAL})
+
+
+@dataclass(frozen=True)
+class PackedTerms:
+    """A kernel's terms as the Triton kernels take them.
+
+    families: compile-time code, family of term t in bits 3t..3t+2; count: number of terms;
+    params: (count, PARAMS_PER_TERM) in the compute dtype, on the inputs' device; energy_weight: total weight of the
+    Energy terms (their |a| + |b| parts); needs_sqrt / needs_dot / needs_norm: what the epilogue reads.
+    """
+
+    families: int
+    count: int
+    params: torch.Tensor
+    energy_weight: float
+    needs_sqrt: bool
+    needs_dot: bool
+    needs_norm: bool
+    shift_invariant_mmd: bool
+
+
+def pack_terms(
+    terms: Sequence[float], device: torch.device, dtype: torch.dtype, shift_invariant_families
+) -> PackedTerms:
+    """Packs a flattened (T, 5) term table (see module docstring) for inputs on `device` computed in `dtype`
+    (float32, or float64 for float64 inputs)."""
+    table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
+    if len(table) > MAX_TERMS:
+        raise ValueError(f"the triton backend evaluates at most {MAX_TERMS} kernel terms; got {len(table)}")
+    families = 0
+    params = np.zeros((len(table), PARAMS_PER_TERM), dtype=np.float64)
+    for t, (family, weight, p1, p2, p3) in enumerate(table):
+        families |= int(family) << (3 * t)
+        params[t, :5] = (weight, p1, p2, p3, p1 * LOG2_E)
+    codes = {Family(int(f)) for f in table[:, 0]}
+    return PackedTerms(
+        families=families,
+        count=len(table),
+        params=torch.tensor(params, dtype=dtype, device=device),
+        energy_weight=float(table[table[:, 0] == Family.ENERGY, 1].sum()),
+        needs_sqrt=bool(codes & SQRT_FAMILIES),
+        needs_dot=bool(codes & DOT_FAMILIES),
+        needs_norm=Family.ENERGY in codes,
+        shift_invariant_mmd=codes <= set(shift_invariant_families),
+    )
+
+
+@triton.jit
+def _exp_neg(x, p, p_log2):
+    """exp(-p x); in float32 as exp2(-p log2(e) x), the instruction the hardware has."""
+    if x.dtype == tl.float64:
+        return tl.exp(-p * x)
+    else:
+        return tl.exp2(-p_log2 * x)
+
+
+@triton.jit
+def _pow_neg(base, p):
+    """base^(-p) for base > 0."""
+    if base.dtype == tl.float64:
+        return tl.exp(-p * tl.log(base))
+    else:
+        return tl.exp2(-p * tl.log2(base))
+
+
+@triton.jit
+def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexpr):
+    """Kernel values and derivatives on a tile.
+
+    dot (BM, BN): a_i . b_j; r2 (BM, BN): |a_i - b_j|² >= 0; norm_a (BM, 1), norm_b (1, BN): |a_i|, |b_j|
+    (only read by Energy); P: the (NT, PARAMS_PER_TERM) parameters in r2's dtype. Returns (k, dk/dr2,
+    dk/ddot), each (BM, BN) in r2's dtype. Derivatives the caller does not use are removed by the compiler.
+    """
+    val = tl.zeros_like(r2)
+    d_r2 = tl.zeros_like(r2)
+    d_dot = tl.zeros_like(r2)
+    positive = r2 > 0
+    dist = tl.sqrt(r2)
+    half_inv_dist = tl.where(positive, 0.5 / tl.where(positive, dist, 1.0), 0.0)
+    for t in tl.static_range(NT):
+        fam = (FAMS >> (3 * t)) & 7  # a compile-time value: each branch below is kept or dropped
+        w = tl.load(P + 8 * t)
+        p1 = tl.load(P + 8 * t + 1)
+        p2 = tl.load(P + 8 * t + 2)
+        if fam == 0:  # Gaussian exp(-p1 r2), as exp2 with p1 log2(e)
+            e = w * _exp_neg(r2, p1, tl.load(P + 8 * t + 4))
+            val += e
+            d_r2 -= p1 * e
+        elif fam == 1:  # rational quadratic (1 + p1 r2)^-p2
+            base = 1.0 + p1 * r2
+            e = w * _pow_neg(base, p2)
+            val += e
+            d_r2 -= p2 * p1 * e / base
+        elif fam == 2:  # Laplacian exp(-p1 |a - b|)
+            e = w * _exp_neg(dist, p1, tl.load(P + 8 * t + 4))
+            val += e
+            d_r2 -= p1 * e * half_inv_dist
+        elif fam == 3:  # inverse multiquadric (p1 + r2)^-p2
+            base = p1 + r2
+            e = w * _pow_neg(base, p2)
+            val += e
+            d_r2 -= p2 * e / base
+        elif fam == 4:  # Energy |a| + |b| - |a - b|
+            val += w * (norm_a + norm_b - dist)
+            d_r2 -= w * half_inv_dist
+        elif fam == 5:  # linear
+            val += w * dot
+            d_dot += w
+        else:  # polynomial (p1 dot + p2)^p3, integer degree >= 1
+            degree = tl.load(P + 8 * t + 3).to(tl.int32)
+            base = p1 * dot + p2
+            lower = tl.full(dot.shape, 1.0, dot.dtype)  # base^(degree - 1)
+            for _ in range(1, degree):
+                lower = lower * base
+            val += w * lower * base
+            d_dot += w * degree.to(dot.dtype) * p1 * lower
+    return val, d_r2, d_dot

@@ -1,0 +1,63 @@
+"""The forward reduction: sum of k(a_i, b_j) over a block of pairs, one partial sum per tile.
+
+Tiles are visited in groups of GROUP row blocks (consecutive programs share rows of A in L2). For a
+symmetric block (B is A) the programs below the diagonal return at once and those above it count twice;
+the diagonal i = j is left out with EXCLUDE_DIAG. Each program writes its fp32 tile sum to its own slot of
+OUT, and the host adds the slots in fp64 in a fixed order: the same bits on every run.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from fastmmd.backends._triton.terms import kernel_terms
+from fastmmd.backends._triton.tiles import tile_geometry
+
+
+@triton.jit
+def value_tiles_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, size_class,
+                       SYMMETRIC: tl.constexpr, EXCLUDE_DIAG: tl.constexpr, FAMS: tl.constexpr,
+                       NT: tl.constexpr, NEEDS_NORM: tl.constexpr, NEEDS_DOT: tl.constexpr,
+                       EXPLICIT: tl.constexpr, CENTER: tl.constexpr, PRECISION: tl.constexpr,
+                       BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr):
+    """OUT[t] = (weighted) sum of the kernel over tile t. Shapes: A (n, d), B (m, d) with row strides sa, sb;
+    SQA (n,), SQB (m,) squared norms; MU (d,) pooled mean (read with CENTER); P the packed parameters.
+    BM == BN. `size_class` only keys the autotuner."""
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(n, BM)
+    tiles_n = tl.cdiv(m, BN)
+    per_group = GROUP * tiles_n
+    first = (pid // per_group) * GROUP
+    rows_in_group = tl.minimum(tiles_m - first, GROUP)
+    I = first + (pid % per_group) % rows_in_group
+    J = (pid % per_group) // rows_in_group
+    slot = I.to(tl.int64) * tiles_n + J
+    if SYMMETRIC and J < I:
+        tl.store(OUT + slot, 0.0)
+        return
+    offs_m = I.to(tl.int64) * BM + tl.arange(0, BM)
+    offs_n = J.to(tl.int64) * BN + tl.arange(0, BN)
+    sq_a = tl.load(SQA + offs_m, mask=offs_m < n, other=0.0)
+    sq_b = tl.load(SQB + offs_n, mask=offs_n < m, other=0.0)
+    dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
+                            EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
+    if NEEDS_NORM:
+        norm_a = tl.sqrt(sq_a)[:, None]
+        norm_b = tl.sqrt(sq_b)[None, :]
+    else:
+        norm_a = 0.0
+        norm_b = 0.0
+    val, _, _ = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
+    interior = ((I + 1) * BM <= n) & ((J + 1) * BN <= m)
+    if EXCLUDE_DIAG:
+        interior = interior & (I != J)
+    if interior:
+        total = tl.sum(tl.sum(val, axis=1), axis=0)
+    else:
+        keep = (offs_m[:, None] < n) & (offs_n[None, :] < m)
+        if EXCLUDE_DIAG:
+            keep = keep & (offs_m[:, None] != offs_n[None, :])
+        total = tl.sum(tl.sum(tl.where(keep, val, 0.0), axis=1), axis=0)
+    if SYMMETRIC:
+        total = total * tl.where(J == I, 1.0, 2.0)
+    tl.store(OUT + slot, total)

@@ -1,0 +1,127 @@
+"""The GPU backend: the Triton kernels of fastmmd.backends._triton, launched per block of pairs.
+
+A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by its `PairSumPlan`.
+- Value only: one tiled reduction per block (`value_tiles_kernel`), upper triangle only for XX and YY.
+- Value and gradients, d <= OWNER_MAX_D (OWNER_MAX_D_EXPLICIT for kernels with |a - b|): the fused owner
+  kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
+- Value and gradients, larger d: chunks of CHUNK x CHUNK pairs; a Triton kernel writes the chunk's
+  coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB).
+Precisions: "highest" (IEEE fp32 products, or fp64 for fp64 inputs; the inputs are centred on their
+pooled mean inside the kernels when the MMD² is shift invariant), "tf32", "bf16" (tensor cores, fp32
+accumulation). Tile sizes are autotuned per (d, problem size, precision, kernel families).
+
+Under TRITON_INTERPRET=1 the same kernels run on CPU tensors (one fixed small tile size), which is how
+they are tested without a GPU; `backend="auto"` still sends CPU tensors to the cpu backend.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from fastmmd._estimators import PairSumPlan, pair_sum_plan
+from fastmmd._validation import ESTIMATORS
+from fastmmd.backends._base import Backend, Capabilities
+from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
+from fastmmd.kernels import Family, Kernel
+
+MAX_POLYNOMIAL_DEGREE = 64
+OWNER_MAX_D = 256
+OWNER_MAX_D_EXPLICIT = 64
+CHUNK = 2048
+TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
+
+
+def interpreting() -> bool:
+    """Whether Triton runs its interpreter (TRITON_INTERPRET=1, read when triton is imported)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+_modules: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None
+
+
+def _load_kernels() -> Tuple[Optional[ModuleType], Optional[str]]:
+    """(the launch module, None) or (None, why the backend cannot run here), decided on first use."""
+    global _modules
+    if _modules is None:
+        try:
+            from fastmmd.backends._triton import launch
+        except ImportError as exc:
+            _modules = (None, f"triton cannot be imported ({exc})")
+        else:
+            if interpreting() or torch.cuda.is_available():
+                _modules = (launch, None)
+            else:
+                _modules = (None, "no CUDA device (and TRITON_INTERPRET is not set)")
+    return _modules
+
+
+class TritonBackend(Backend):
+    name = "triton"
+    fused = True
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        return Capabilities(
+            devices=("cuda", "cpu") if interpreting() else ("cuda",),
+            dtypes=(torch.float32, torch.float64),
+            precisions=tuple(TRITON_PRECISION),
+            estimators=ESTIMATORS,
+        )
+
+    def unavailable_reason(self) -> Optional[str]:
+        return _load_kernels()[1]
+
+    def auto_reasons(self, x: torch.Tensor) -> List[str]:
+        if x.device.type != "cuda":
+            return ["CPU tensors go to the cpu backend (the Triton interpreter runs them only by name)"]
+        return []
+
+    def reasons(self, x, y, kernel, estimator, precision) -> List[str]:
+        out = super().reasons(x, y, kernel, estimator, precision)
+        if x.dtype == torch.float64 and precision != "highest":
+            out.append(f"precision {precision!r} applies to float32 inputs (float64 runs with 'highest')")
+        return out
+
+    def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
+        from fastmmd.backends._triton.terms import MAX_TERMS
+
+        terms = kernel.terms(d)
+        out = []
+        if len(terms) > MAX_TERMS:
+            out.append(f"a kernel of {len(terms)} terms (at most {MAX_TERMS})")
+        degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
+        if (degrees > MAX_POLYNOMIAL_DEGREE).any():
+            out.append(f"polynomial degree {int(degrees.max())} > {MAX_POLYNOMIAL_DEGREE} not supported")
+        return out
+
+    def mmd2_with_grads(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        terms: Sequence[float],
+        estimator: str,
+        need_grad: bool,
+        precision: str = "highest",
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d) on the inputs' device.
+
+        `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
+        0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
+        """
+        launch, missing = _load_kernels()
+        if launch is None:
+            raise RuntimeError(f"backend 'triton' is unavailable: {missing}")
+        plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
+        x, y = x.detach().contiguous(), y.detach().contiguous()
+        with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
+            mode = TRITON_PRECISION[precision]
+            if mode == "bf16" and interpreting():
+                mode = "bf16-rounded"
+            return launch.mmd2_with_grads(x, y, terms, plan, need_grad, mode,
+                                          SHIFT_INVARIANT_MMD_FAMILIES)
