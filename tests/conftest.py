@@ -5,9 +5,16 @@ Nothing here touches a GPU at import or collection time: CUDA is only queried wh
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
+
+# Without a GPU the Triton kernels run under Triton's interpreter on CPU tensors; the variable must be set
+# before triton is first imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_runtest_setup(item):

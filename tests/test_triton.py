@@ -1,0 +1,240 @@
+"""The Triton backend against the float64 brute force: every kernel × estimator × dtype, both gradient paths
+(fused owner kernels for small d, coefficient chunks + GEMMs for large d), value-only and with gradients.
+
+Without CUDA the kernels run under the Triton interpreter (TRITON_INTERPRET=1, set by conftest.py before
+triton is imported) on CPU tensors and small shapes; with CUDA the same tests run on the GPU, and the
+tests marked `cuda` add the large shapes, n·m > 2³¹, the low precisions, determinism and streams.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fastmmd
+from brute_force import mmd2_terms
+from conftest import sample_xy
+from fastmmd.backends import get_backend
+from fastmmd.backends._triton import launch
+from test_mmd2 import CASE_BY_NAME, CASES, assert_grad_close, assert_value_close
+from tolerances import tolerance
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+QUADRATIC = ["unbiased", "biased", "u-statistic"]
+DTYPES = [torch.float64, torch.float32]
+
+if get_backend("triton").unavailable_reason() is not None:
+    pytest.skip(f"triton backend unavailable: {get_backend('triton').unavailable_reason()}", allow_module_level=True)
+
+
+@pytest.fixture(params=["fused", "chunked"])
+def gradient_path(request, monkeypatch):
+    """Forces the large-d path (chunks of 16 x 16 pairs) even for small d."""
+    if request.param == "chunked":
+        monkeypatch.setattr(launch, "OWNER_MAX_D", 0)
+        monkeypatch.setattr(launch, "OWNER_MAX_D_EXPLICIT", 0)
+        monkeypatch.setattr(launch, "CHUNK", 16)
+    return request.param
+
+
+def run_triton(x, y, kernel, estimator, precision="highest"):
+    """(value, grad_x, grad_y, value without autograd) on DEVICE, as float64 numpy."""
+    x = x.to(DEVICE).requires_grad_(True)
+    y = y.to(DEVICE).requires_grad_(True)
+    value = fastmmd.mmd2(x, y, kernel=kernel, estimator=estimator, backend="triton", precision=precision)
+    assert value.dim() == 0 and value.dtype == x.dtype and value.device == x.device
+    gx, gy = torch.autograd.grad(value, (x, y))
+    with torch.no_grad():
+        value_only = fastmmd.mmd2(x, y, kernel=kernel, estimator=estimator, backend="triton", precision=precision)
+    return float(value), gx.double().cpu().numpy(), gy.double().cpu().numpy(), float(value_only)
+
+
+def check_case(case, estimator, shape, dtype):
+    n, m, d = shape
+    x64, y64 = sample_xy(n, m, d, seed=n * 7919 + m * 31 + d)
+    x, y = x64.to(dtype), y64.to(dtype)
+    bf = mmd2_terms(case.terms(d), x.double().numpy(), y.double().numpy(), estimator)
+    value, gx, gy, value_only = run_triton(x, y, case.make(d), estimator)
+    tol = tolerance(dtype)
+    what = f"triton {dtype} {case.name} {estimator} {shape}"
+    assert_value_close(value, bf.mmd2, bf.value_scale, tol.value, what + " value (with gradients)")
+    assert_value_close(value_only, bf.mmd2, bf.value_scale, tol.value, what + " value (forward only)")
+    assert_grad_close(gx, bf.grad_x, bf.grad_scale, tol.grad, what + " d/dx")
+    assert_grad_close(gy, bf.grad_y, bf.grad_scale, tol.grad, what + " d/dy")
+
+
+def _shapes(estimator):
+    # d = 130 crosses the tile's feature blocks (and, for the |a - b| kernels, the explicit-difference limit
+    # of the fused gradients); 37 x 29 crosses row and column tiles with ragged edges.
+    return [(24, 24, 5), (2, 2, 130)] if estimator == "u-statistic" else [(37, 29, 3), (3, 2, 130)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("estimator", QUADRATIC)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_triton_matches_brute_force(case, estimator, dtype, gradient_path):
+    if gradient_path == "chunked" and dtype == torch.float64:
+        pytest.skip("the chunked path is exercised in float32 (its float64 arithmetic is the same code)")
+    for shape in _shapes(estimator):
+        check_case(case, estimator, shape, dtype)
+
+
+@pytest.mark.parametrize("kernel_name", ["energy", "laplacian"])
+def test_distance_kernels_keep_the_direction_of_near_points(kernel_name):
+    """Points 1e-4 apart (relative) in float32: the fused kernels use explicit differences, so the pair's
+    gradient is a unit vector, not rounding noise."""
+    case = CASE_BY_NAME[kernel_name]
+    x = torch.tensor([[1.0], [1.0001], [-0.5]])
+    y = torch.tensor([[0.2], [2.0]])
+    bf = mmd2_terms(case.terms(1), x.double().numpy(), y.double().numpy(), "unbiased")
+    value, gx, gy, _ = run_triton(x, y, case.make(1), "unbiased")
+    tol = tolerance(torch.float32)
+    assert_grad_close(gx, bf.grad_x, bf.grad_scale, tol.grad, "d/dx")
+    assert_grad_close(gy, bf.grad_y, bf.grad_scale, tol.grad, "d/dy")
+    assert_value_close(value, bf.mmd2, bf.value_scale, tol.value, "value")
+
+
+def test_auto_picks_triton_only_for_cuda_tensors():
+    from fastmmd.backends import select_backend
+
+    x, y = sample_xy(5, 4, 3, dtype=torch.float32)
+    kernel = fastmmd.get_kernel("gaussian")
+    if get_backend("cpu").unavailable_reason() is None:
+        assert select_backend("auto", x, y, kernel, "unbiased", "highest").name == "cpu"
+    else:
+        with pytest.raises(RuntimeError, match="CPU tensors go to the cpu backend"):
+            select_backend("auto", x, y, kernel, "unbiased", "highest")
+    if DEVICE == "cuda":
+        assert select_backend("auto", x.cuda(), y.cuda(), kernel, "unbiased", "highest").name == "triton"
+
+
+def test_float64_refuses_low_precision():
+    x, y = sample_xy(5, 4, 3)
+    with pytest.raises(RuntimeError, match="applies to float32"):
+        fastmmd.mmd2(x.to(DEVICE), y.to(DEVICE), backend="triton", precision="tf32")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# GPU only
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("estimator", QUADRATIC)
+@pytest.mark.parametrize("case_name", ["gaussian_mix", "rq_1dot", "energy", "polynomial"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_cuda_larger_odd_shapes(case_name, estimator, dtype, gradient_path):
+    shapes = [(1025, 1025, 3), (97, 97, 130)] if estimator == "u-statistic" else [(1025, 97, 3), (97, 1025, 130)]
+    for shape in shapes:
+        check_case(CASE_BY_NAME[case_name], estimator, shape, dtype)
+
+
+def _blockwise_reference_mmd2(x, y, kernel, rows=4096):
+    """Unbiased MMD² in float64 on the GPU, row block by row block (never n x m in memory)."""
+    def block_sum(a, b, same):
+        total = torch.zeros((), dtype=torch.float64, device=a.device)
+        for start in range(0, a.shape[0], rows):
+            g = kernel.gram(a[start:start + rows], b)
+            if same:
+                idx = torch.arange(start, min(start + rows, a.shape[0]), device=a.device)
+                g[idx - start, idx] = 0
+            total += g.sum()
+        return total
+
+    n, m = x.shape[0], y.shape[0]
+    return (block_sum(x, x, True) / (n * (n - 1)) + block_sum(y, y, True) / (m * (m - 1))
+            - 2 * block_sum(x, y, False) / (n * m))
+
+
+@pytest.mark.cuda
+def test_cuda_more_than_2_31_pairs():
+    """n·m > 2³¹: 64-bit offsets in every kernel (value and both gradient paths agree with float64)."""
+    n = m = 46400
+    x64, y64 = sample_xy(n, m, 4, seed=5)
+    x, y = x64.float().cuda(), y64.float().cuda()
+    kernel = fastmmd.Gaussian(bandwidth=2.0)
+    truth = float(_blockwise_reference_mmd2(x.double(), y.double(), kernel))
+    with torch.no_grad():
+        value = float(fastmmd.mmd2(x, y, kernel, backend="triton"))
+    assert abs(value - truth) <= 1e-5 * 4  # the three terms are each at most 1: scale <= 4
+    xg = x.clone().requires_grad_(True)
+    fastmmd.mmd2(xg, y, kernel, backend="triton").backward()
+    assert torch.isfinite(xg.grad).all()
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_low_precision_within_twice_torch_error(precision):
+    """The low precisions against naive torch in the same precision (DESIGN.md): the error of the value vs
+    float64 is at most twice torch's, plus the float32 tolerance. Torch's bf16 is the GEMM of operands
+    rounded to bfloat16 with float32 accumulation, which is what the tensor cores compute."""
+    if precision == "tf32" and DEVICE != "cuda":
+        pytest.skip("the interpreter computes tf32 products in full float32")
+    n, m, d = (2048, 2048, 512) if DEVICE == "cuda" else (37, 29, 16)
+    x64, y64 = sample_xy(n, m, d, seed=9)
+    x, y = x64.float().to(DEVICE), y64.float().to(DEVICE)
+    sigma = math.sqrt(d)
+    kernel = fastmmd.Gaussian(bandwidth=sigma)
+    truth = float(fastmmd.mmd2(x.double(), y.double(), kernel, backend="triton"))
+
+    def naive(a, b):
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        if precision == "bf16":
+            dot = a.bfloat16().float() @ b.bfloat16().float().T
+        else:
+            dot = a @ b.T
+        torch.backends.cuda.matmul.allow_tf32 = before
+        r2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * dot).clamp_min(0)
+        return torch.exp(-r2 / (2 * sigma**2))
+
+    kxx, kyy, kxy = naive(x, x), naive(y, y), naive(x, y)
+    torch_value = float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+                        + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+    value = float(fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision))
+    scale = 4.0  # each of the three terms is at most 1
+    assert abs(value - truth) <= 2 * abs(torch_value - truth) + 1e-5 * scale
+    xg = x.clone().requires_grad_(True)
+    fastmmd.mmd2(xg, y, kernel, backend="triton", precision=precision).backward()
+    assert torch.isfinite(xg.grad).all()
+
+
+@pytest.mark.cuda
+def test_cuda_bitwise_reproducible_and_stream_safe():
+    x64, y64 = sample_xy(3000, 2500, 64, seed=2)
+    x, y = x64.float().cuda(), y64.float().cuda()
+    kernel = fastmmd.get_kernel("mix_rq_1dot")
+
+    def run():
+        xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        v = fastmmd.mmd2(xg, yg, kernel, backend="triton")
+        v.backward()
+        return v.detach(), xg.grad, yg.grad
+
+    first = run()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        second = run()
+    stream.synchronize()
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.cuda
+def test_cuda_torch_compile_matches_eager():
+    x64, y64 = sample_xy(500, 400, 32, seed=4)
+    x, y = x64.float().cuda(), y64.float().cuda()
+    kernel = fastmmd.Gaussian(bandwidth=[4.0, 8.0])
+
+    def loss(a, b):
+        return fastmmd.mmd2(a, b, kernel, backend="triton")
+
+    compiled = torch.compile(loss, fullgraph=False)
+    xe = x.clone().requires_grad_(True)
+    xc = x.clone().requires_grad_(True)
+    eager = loss(xe, y)
+    eager.backward()
+    comp = compiled(xc, y)
+    comp.backward()
+    assert torch.allclose(eager, comp, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(xe.grad, xc.grad, rtol=1e-5, atol=1e-8)
