@@ -8,6 +8,7 @@ runs the case in a child process, so even the kernel's OOM killer only ends the 
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import multiprocessing
@@ -18,7 +19,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -78,6 +79,22 @@ def plan_rounds(first_s: float, *, budget_s: float, min_rounds: int = 3, max_rou
     if first_s <= 0:
         return max_rounds
     return max(min_rounds, min(max_rounds, math.ceil(budget_s / first_s)))
+
+
+@contextlib.contextmanager
+def cublas_tf32(allowed: Optional[bool]) -> Iterator[None]:
+    """Sets ``torch.backends.cuda.matmul.allow_tf32`` (TF32 tensor cores for float32 cuBLAS matmuls) for
+    the duration of the block and restores the previous value after it; ``None`` leaves it as it is."""
+    if allowed is None:
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = before
 
 
 # ------------------------------------------------------------------------------------- out of memory

@@ -71,11 +71,12 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
 
 def collect_environment(device: str) -> Environment:
     """The environment of a run on ``device`` ("cpu" or "cuda[:i]"). Reads the GPU name only when asked
-    for CUDA, so a CPU run never touches the GPU."""
+    for CUDA, so a CPU run never touches the GPU; "no CUDA device" where CUDA is not available."""
     import torch
 
     if device.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(device))
+        # Without CUDA every case of the run skips itself; the run still starts and says so.
+        name = torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() else "no CUDA device"
     else:
         name = cpu_model()
     return Environment(
@@ -130,6 +131,7 @@ def read_rows(path: Path) -> list:
 # Keys the bench files put in pytest-benchmark's JSON (see bench/conftest.py).
 ENV_KEY = "fastmmd_environment"  # in machine_info: Environment.as_dict()
 NOT_TIMED_KEY = "fastmmd_not_timed"  # at the top level: records of cases that did not run to a time
+MEASURED_KEY = "fastmmd_measured"  # at the top level: records timed by the bench file itself, with "stats"
 RUN_KEY = "fastmmd_run"  # at the top level: {"suite": ..., "device": "cpu" | "cuda"}
 
 
@@ -137,6 +139,22 @@ def case_record(bench: str, case: dict, impl: str, status: str, peak_mem_mb: Opt
     """What a bench test stores about one case: in the benchmark's ``extra_info`` when it was timed, in
     the JSON's list of cases that were not otherwise."""
     return {"bench": bench, "case": dict(case), "impl": impl, "status": status, "peak_mem_mb": peak_mem_mb}
+
+
+FIRST_CALL_SUFFIX = "-first-call"
+
+
+def first_call_bench(bench: str) -> str:
+    """The bench name of the first-call timings of ``bench``'s cases (their compilation included)."""
+    return bench + FIRST_CALL_SUFFIX
+
+
+def measured_record(bench: str, case: dict, impl: str, seconds: float) -> dict:
+    """The record of a single timing the bench file took itself (the first call of a case, which includes
+    compilation): a :func:`case_record` with its one-round stats, as pytest-benchmark would give them."""
+    record = case_record(bench, case, impl, "ok")
+    record["stats"] = {"median": seconds, "min": seconds, "rounds": 1}
+    return record
 
 
 def _row(record: dict, env: dict, stats: Optional[dict]) -> dict:
@@ -155,11 +173,13 @@ def _row(record: dict, env: dict, stats: Optional[dict]) -> dict:
 
 def rows_from_benchmark_json(data: dict) -> list:
     """CSV rows from a pytest-benchmark JSON written by a bench file of this directory: one per timed
-    benchmark (time_s is the median of its rounds, time_best_s the minimum) and one per case that did not
-    run to a time (out of memory, skipped by the memory limit), with empty times."""
+    benchmark (time_s is the median of its rounds, time_best_s the minimum), one per single timing the bench
+    file took itself (:func:`measured_record`), and one per case that did not run to a time (out of
+    memory, skipped by the memory limit), with empty times."""
     env = data["machine_info"].get(ENV_KEY)
     if env is None:
         raise ValueError(f"the JSON has no machine_info[{ENV_KEY!r}]: was it written by a bench/ file?")
     rows = [_row(b["extra_info"], env, b["stats"]) for b in data["benchmarks"] if "bench" in b["extra_info"]]
+    rows += [_row(r, env, r["stats"]) for r in data.get(MEASURED_KEY, [])]
     rows += [_row(r, env, None) for r in data.get(NOT_TIMED_KEY, [])]
     return rows
