@@ -1,10 +1,11 @@
 """Runs one op's benchmark through pytest-benchmark, appends its rows to the results CSV, prints the
-ratios against the naive implementation and redraws the plots.
+ratios against the naive implementation, the peak memory, the throughput (useful FLOP/s, fraction of the
+run's TF32 matmul roofline, kernel evaluations per second) and redraws the plots.
 
     python -m bench.run mmd2 --quick                 # smoke test, about a minute; -> results/mmd2_cpu_quick.csv
     python -m bench.run mmd2 --headline              # the two headline cases -> results/mmd2_cpu.csv
     python -m bench.run mmd2                         # the full grid            -> results/mmd2_cpu.csv
-    python -m bench.run mmd2 --device cuda
+    python -m bench.run mmd2 --device cuda --bench-suite headline --max-gb 70   # -> results/mmd2_cuda.csv
     python -m bench.run mmd2 -- -k "fwdbwd and d64"  # anything after -- goes to pytest
     python -m bench.run mmd2 --from-json FILE        # convert a pytest-benchmark JSON written before
 
@@ -14,6 +15,7 @@ that smoke tests never mix with the figures of record.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,9 +28,11 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.plot import plot_csv
-from bench.records import REPO_ROOT, RESULTS_DIR, RUN_KEY, append_rows, rows_from_benchmark_json
+from bench.records import REPO_ROOT, RESULTS_DIR, RUN_KEY, append_rows, first_call_bench, rows_from_benchmark_json
+from bench.roofline import ROOFLINE_BENCH, matmul_rates, throughputs
 
-BASELINE = "naive"
+BASELINES = ("naive", "naive-fp32")  # the first of these in the rows is the reference of the ratios
+SUITES = ("full", "quick", "headline")
 
 
 def _cell(row: Optional[dict], field: str) -> str:
@@ -41,40 +45,126 @@ def _cell(row: Optional[dict], field: str) -> str:
     return f"{float(row[field]):.3g}" if field == "time_s" else row[field]
 
 
-def ratio_table(rows: Sequence[dict]) -> str:
-    """Text table of one run's rows: per case, each implementation's median time and peak memory, and
-    naive time / implementation time (> 1: faster than naive)."""
-    impls = sorted(dict.fromkeys(r["impl"] for r in rows), key=lambda i: i != BASELINE)  # stable: naive first
-    others = [i for i in impls if i != BASELINE]
-    by_case: dict = {}
-    for r in rows:
-        by_case.setdefault((r["mode"], int(r["d"]), int(r["n"]), int(r["m"])), {})[r["impl"]] = r
-    header = ["mode", "d", "n", "m"] + [f"{i} s" for i in impls]
-    header += [f"{BASELINE}/{i}" for i in others if BASELINE in impls] + [f"{i} MB" for i in impls]
-    lines = [header]
-    for key in sorted(by_case):
-        case = by_case[key]
-        line = [key[0], *map(str, key[1:])] + [_cell(case.get(i), "time_s") for i in impls]
-        base = case.get(BASELINE)
-        for i in others if BASELINE in impls else []:
-            other = case.get(i)
-            ok = base and other and base["status"] == other["status"] == "ok"
-            line.append(f"{float(base['time_s']) / float(other['time_s']):.3g}x" if ok else "-")
-        line += [_cell(case.get(i), "peak_mem_mb") for i in impls]
-        lines.append(line)
-    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
+def text_table(lines: Sequence[Sequence[str]]) -> str:
+    """Right-aligned columns; the first line is the header."""
+    lines = [[str(v) for v in line] for line in lines]
+    widths = [max(len(line[c]) for line in lines) for c in range(len(lines[0]))]
     return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in lines)
 
 
-def run_pytest(op: str, suite: str, device: str, max_gb: float, json_path: Path, threads: Optional[int],
-               extra: Sequence[str]) -> int:
-    """Runs bench/bench_<op>.py in a child pytest writing ``json_path``; returns pytest's exit code."""
+def _by_case(rows: Sequence[dict]) -> dict:
+    by_case: dict = {}
+    for r in rows:
+        by_case.setdefault((r["mode"], int(r["d"]), int(r["n"]), int(r["m"])), {})[r["impl"]] = r
+    return by_case
+
+
+def baseline_of(impls: Sequence[str]) -> Optional[str]:
+    """The reference of the ratios among ``impls``: the first of BASELINES there, else None."""
+    return next((b for b in BASELINES if b in impls), None)
+
+
+def ratio_table(rows: Sequence[dict]) -> str:
+    """Text table of one op's rows: per case, each implementation's median time, and baseline time /
+    implementation time (> 1: faster than the naive baseline, "naive" or "naive-fp32")."""
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    baseline = baseline_of(impls)
+    impls = sorted(impls, key=lambda i: i != baseline)  # stable: the baseline first
+    others = [i for i in impls if i != baseline] if baseline else []
+    header = ["mode", "d", "n", "m"] + [f"{i} s" for i in impls] + [f"{baseline}/{i}" for i in others]
+    lines = [header]
+    by_case = _by_case(rows)
+    for key in sorted(by_case):
+        case = by_case[key]
+        line = [key[0], *map(str, key[1:])] + [_cell(case.get(i), "time_s") for i in impls]
+        base = case.get(baseline)
+        for i in others:
+            other = case.get(i)
+            ok = base and other and base["status"] == other["status"] == "ok"
+            line.append(f"{float(base['time_s']) / float(other['time_s']):.3g}x" if ok else "-")
+        lines.append(line)
+    return text_table(lines)
+
+
+def memory_table(rows: Sequence[dict]) -> str:
+    """Text table of one op's rows: per case, each implementation's peak memory beyond the inputs (MB)."""
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    lines = [["mode", "d", "n", "m"] + [f"{i} MB" for i in impls]]
+    by_case = _by_case(rows)
+    for key in sorted(by_case):
+        lines.append([key[0], *map(str, key[1:])] + [_cell(by_case[key].get(i), "peak_mem_mb") for i in impls])
+    return text_table(lines)
+
+
+def roofline_table(rows: Sequence[dict]) -> str:
+    """The roofline rows (bench "matmul") as achieved TFLOP/s; empty when there are none."""
+    rates = matmul_rates(rows)
+    if not rates:
+        return ""
+    size = next(r["n"] for r in rows if r["bench"] == ROOFLINE_BENCH)
+    lines = [["matmul", "TFLOP/s"]] + [[f"{impl} {size}^3", f"{rate / 1e12:.1f}"] for impl, rate in rates.items()]
+    return text_table(lines)
+
+
+def throughput_table(rows: Sequence[dict], bench: str) -> str:
+    """Per timed row of ``bench``: useful TFLOP/s, its fraction of the TF32 matmul roofline ("-" without a
+    roofline row), kernel evaluations per second, and the case's first call (compilation included) where
+    it was recorded (bench/roofline.py defines the counts)."""
+    first_bench = first_call_bench(bench)
+
+    def key(r: dict) -> tuple:
+        return tuple(str(r[k]) for k in ("mode", "d", "n", "m", "impl"))
+
+    first_calls = {key(r): r for r in rows if r["bench"] == first_bench}
+    lines = [["mode", "d", "n", "m", "impl", "time s", "TFLOP/s", "of TF32 roofline", "Geval/s", "first call s"]]
+    for t in sorted(throughputs(rows, bench), key=lambda t: (t.row["mode"], int(t.row["d"]), int(t.row["n"]))):
+        r = t.row
+        first = first_calls.get(key(r))
+        lines.append([
+            *key(r), f"{float(r['time_s']):.3g}",
+            f"{t.flops_per_s / 1e12:.3g}",
+            "-" if t.roofline_fraction is None else f"{100 * t.roofline_fraction:.1f}%",
+            f"{t.evaluations_per_s / 1e9:.3g}",
+            "-" if first is None else _cell(first, "time_s"),
+        ])  # fmt: skip
+    return text_table(lines)
+
+
+def report(rows: Sequence[dict], op: str) -> str:
+    """What a run prints: the ratio and memory tables of ``op``'s rows, the roofline, the throughput."""
+    mine = [r for r in rows if r["bench"] == op]
+    parts = []
+    if mine:
+        parts += [ratio_table(mine), "peak memory beyond the inputs:\n" + memory_table(mine)]
+    roofline = roofline_table(rows)
+    if roofline:
+        parts.append("roofline (torch.matmul, median time):\n" + roofline)
+    if any(r["status"] == "ok" for r in mine):
+        parts.append("throughput (useful work / median time):\n" + throughput_table(rows, op))
+    return "\n\n".join(parts)
+
+
+def have_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def pytest_command(op: str, suite: str, device: str, max_gb: Optional[float], json_path: Path,
+                   extra: Sequence[str] = ()) -> list:
+    """The child pytest's command line."""
     cmd = [
         sys.executable, "-m", "pytest", f"bench/bench_{op}.py", "-p", "no:cacheprovider", "-q",
-        "-rs", f"--bench-suite={suite}", f"--bench-device={device}", f"--bench-max-gb={max_gb}",
+        "-rs", f"--bench-suite={suite}", f"--bench-device={device}",
         f"--benchmark-json={json_path}", "--benchmark-columns=min,median,rounds", "--benchmark-sort=name",
-        *extra,
     ]  # fmt: skip
+    if max_gb is not None:
+        cmd.append(f"--bench-max-gb={max_gb}")
+    return cmd + list(extra)
+
+
+def run_pytest(op: str, suite: str, device: str, max_gb: Optional[float], json_path: Path,
+               threads: Optional[int], extra: Sequence[str]) -> int:
+    """Runs bench/bench_<op>.py in a child pytest writing ``json_path``; returns pytest's exit code."""
+    cmd = pytest_command(op, suite, device, max_gb, json_path, extra)
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -92,9 +182,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     suite.add_argument("--quick", action="store_const", dest="suite", const="quick", help="small cases, ~1 min")
     suite.add_argument("--headline", action="store_const", dest="suite", const="headline",
                        help="only the headline cases")
+    suite.add_argument("--suite", "--bench-suite", choices=SUITES, dest="suite", help="the suite (default: full)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--max-gb", type=float, default=8.0,
-                        help="skip cases estimated to need more memory than this (default: 8)")
+    parser.add_argument("--max-gb", type=float,
+                        help="skip cases estimated to need more memory than this (default: 8 on the CPU, "
+                             "0.85 of the GPU's memory on CUDA)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the run (default: the machine's)")
     parser.add_argument("--csv", type=Path, help="CSV to append to (default: bench/results/<op>_<device>.csv)")
     parser.add_argument("--from-json", type=Path,
@@ -127,10 +219,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = rows[0]
         print(f"{args.op} on {env['device']}, {env['threads']} threads, torch {env['torch']}, "
               f"commit {env['commit']}, {env['date']}")
-        print(ratio_table(rows))
+        print(report(rows, args.op))
     if not args.no_plot:
-        for path in plot_csv(csv_path):
-            print(f"wrote {path}")
+        if not have_matplotlib():
+            print("matplotlib is not installed: no plots (the CSV is written; draw them elsewhere with "
+                  f"python -m bench.plot {csv_path})")
+        else:
+            for path in plot_csv(csv_path, bench=args.op):
+                print(f"wrote {path}")
     return returncode
 
 
