@@ -67,6 +67,12 @@ def pytest_sessionstart(session):
     session.config.stash[_ENVIRONMENT] = collect_environment(session.config.getoption("bench_device")).as_dict()
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @pytest.fixture
 def bench_options(request) -> BenchOptions:
     config = request.config
@@ -75,11 +81,11 @@ def bench_options(request) -> BenchOptions:
     max_gb = config.getoption("bench_max_gb")
     if max_gb is not None:
         max_bytes = max_gb * 1e9
-    elif device == "cuda":
+    elif device == "cuda" and _cuda_available():
         import torch
 
         max_bytes = CUDA_MEMORY_FRACTION * torch.cuda.get_device_properties(0).total_memory
-    else:
+    else:  # the CPU, or CUDA asked for where there is none (each case then skips itself)
         max_bytes = CPU_MAX_GB * 1e9
     budget = config.getoption("bench_budget_s")
     if budget is None:
