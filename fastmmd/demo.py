@@ -41,7 +41,7 @@ def gradient_flow(x: torch.Tensor, y: torch.Tensor, kernel, steps: int, lr: floa
         (grad,) = torch.autograd.grad(loss, y)
         with torch.no_grad():
             y -= lr * grad * y.shape[0]
-        history.append(float(loss))
+        history.append(float(loss.detach()))
     return history
 
 

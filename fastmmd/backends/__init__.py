@@ -71,7 +71,8 @@ def select_backend(
     refused: List[str] = []
     for candidate in AUTO_ORDER:
         backend = BACKENDS[candidate]
-        reasons = backend.auto_reasons(x) + backend.reasons(x, y, kernel, estimator, precision)
+        # auto_reasons first: it is cheap, and spares importing a backend that would not be taken anyway.
+        reasons = backend.auto_reasons(x) or backend.reasons(x, y, kernel, estimator, precision)
         if not reasons:
             return BACKENDS[candidate]
         refused.append(f"  {candidate}: " + "; ".join(reasons))
