@@ -81,6 +81,20 @@ def test_triton_matches_brute_force(case, estimator, dtype, gradient_path):
         check_case(case, estimator, shape, dtype)
 
 
+@pytest.mark.parametrize("estimator", QUADRATIC)
+def test_streaming_forward_over_several_column_segments(estimator, monkeypatch):
+    """The small-d forward splits B's rows into segments (one program per row block and segment): with
+    segments of 16 rows every program boundary falls inside the sample."""
+    monkeypatch.setattr(launch, "SEGMENT", 16)
+    case = CASE_BY_NAME["rq_1dot"]
+    n, m, d = (40, 40, 5) if estimator == "u-statistic" else (45, 37, 5)
+    x64, y64 = sample_xy(n, m, d, seed=11)
+    bf = mmd2_terms(case.terms(d), x64.numpy(), y64.numpy(), estimator)
+    with torch.no_grad():
+        value = float(fastmmd.mmd2(x64.to(DEVICE), y64.to(DEVICE), case.make(d), estimator, backend="triton"))
+    assert_value_close(value, bf.mmd2, bf.value_scale, tolerance(torch.float64).value, "segmented forward")
+
+
 @pytest.mark.parametrize("kernel_name", ["energy", "laplacian"])
 def test_distance_kernels_keep_the_direction_of_near_points(kernel_name):
     """Points 1e-4 apart (relative) in float32: the fused kernels use explicit differences, so the pair's

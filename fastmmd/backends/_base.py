@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar, List, Optional, Tuple
+from types import ModuleType
+from typing import Callable, ClassVar, List, Optional, Tuple
 
+import numpy as np
 import torch
 
-from fastmmd.kernels import Kernel
+from fastmmd.kernels import Family, Kernel
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,36 @@ class Backend(abc.ABC):
             out.append(f"estimator {estimator!r} not supported")
         out.extend(self.kernel_reasons(kernel, x.shape[1]))
         return out
+
+
+class LazyImport:
+    """A module imported on first use, with the reason it cannot be used when that fails.
+
+    `get()` -> (module, None) or (None, reason). `explain(exc)` words an ImportError; `check()`, run after a
+    successful import, may give another reason (e.g. no device). A plain attribute rather than
+    functools.lru_cache, which torch.compile warns about when it traces dispatch.
+    """
+
+    def __init__(self, load: Callable[[], ModuleType], explain: Callable[[ImportError], str],
+                 check: Callable[[], Optional[str]] = lambda: None):
+        self._load, self._explain, self._check = load, explain, check
+        self._result: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None
+
+    def get(self) -> Tuple[Optional[ModuleType], Optional[str]]:
+        if self._result is None:
+            try:
+                module = self._load()
+            except ImportError as exc:
+                self._result = (None, self._explain(exc))
+            else:
+                reason = self._check()
+                self._result = (None, reason) if reason else (module, None)
+        return self._result
+
+
+def polynomial_degree_reasons(terms: np.ndarray, max_degree: int) -> List[str]:
+    """The refusal of a kernel table (T, 5) whose polynomial degrees exceed what a backend evaluates."""
+    degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
+    if (degrees > max_degree).any():
+        return [f"polynomial degree {int(degrees.max())} > {max_degree} not supported"]
+    return []

@@ -15,7 +15,7 @@ import torch
 
 from fastmmd._estimators import pair_sum_plan
 from fastmmd._validation import ESTIMATORS
-from fastmmd.backends._base import Backend, Capabilities
+from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
 from fastmmd.kernels import TRANSLATION_INVARIANT_FAMILIES, Family, Kernel
 
 # csrc/INTERFACE.md: the C++ side accepts integer polynomial degrees in [1, 64].
@@ -28,25 +28,22 @@ MAX_POLYNOMIAL_DEGREE = 64
 SHIFT_INVARIANT_MMD_FAMILIES = TRANSLATION_INVARIANT_FAMILIES | {Family.LINEAR, Family.ENERGY}
 
 
-# (module, None) or (None, why it cannot be imported), filled on first use. A plain global rather than
-# functools.lru_cache, which torch.compile warns about when it traces dispatch.
-_extension: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None
+def _import_extension() -> ModuleType:
+    from fastmmd import _C
+
+    return _C
+
+
+_extension = LazyImport(
+    _import_extension,
+    lambda exc: (f"the C++ extension fastmmd._C cannot be imported ({exc}); "
+                 "build it with `pip install --no-build-isolation -e .`"),
+)
 
 
 def _load_extension() -> Tuple[Optional[ModuleType], Optional[str]]:
     """(the fastmmd._C module, None), or (None, why it cannot be imported)."""
-    global _extension
-    if _extension is None:
-        try:
-            from fastmmd import _C
-        except ImportError as exc:
-            _extension = (None, (
-                f"the C++ extension fastmmd._C cannot be imported ({exc}); "
-                "build it with `pip install --no-build-isolation -e .`"
-            ))
-        else:
-            _extension = (_C, None)
-    return _extension
+    return _extension.get()
 
 
 def _as_numpy_inputs(x: torch.Tensor, y: torch.Tensor, center: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -78,11 +75,7 @@ class CpuBackend(Backend):
         return _load_extension()[1]
 
     def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
-        terms = kernel.terms(d)
-        degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
-        if (degrees > MAX_POLYNOMIAL_DEGREE).any():
-            return [f"polynomial degree {int(degrees.max())} > {MAX_POLYNOMIAL_DEGREE} not supported"]
-        return []
+        return polynomial_degree_reasons(kernel.terms(d), MAX_POLYNOMIAL_DEGREE)
 
     def mmd2_with_grads(
         self,

@@ -2,9 +2,9 @@
 
 A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by its `PairSumPlan`.
 - Value only: one tiled reduction per block (`value_tiles_kernel`), upper triangle only for XX and YY.
-- Value and gradients, d <= OWNER_MAX_D (OWNER_MAX_D_EXPLICIT for kernels with |a - b|): the fused owner
-  kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
-- Value and gradients, larger d: chunks of CHUNK x CHUNK pairs; a Triton kernel writes the chunk's
+- Value and gradients, d <= launch.OWNER_MAX_D (OWNER_MAX_D_EXPLICIT for kernels with |a - b|): the fused
+  owner kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
+- Value and gradients, larger d: chunks of launch.CHUNK² pairs; a Triton kernel writes the chunk's
   coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB).
 Precisions: "highest" (IEEE fp32 products, or fp64 for fp64 inputs; the inputs are centred on their
 pooled mean inside the kernels when the MMD² is shift invariant), "tf32", "bf16" (tensor cores, fp32
@@ -16,24 +16,19 @@ they are tested without a GPU; `backend="auto"` still sends CPU tensors to the c
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-from dataclasses import dataclass
 from types import ModuleType
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from fastmmd._estimators import PairSumPlan, pair_sum_plan
+from fastmmd._estimators import pair_sum_plan
 from fastmmd._validation import ESTIMATORS
-from fastmmd.backends._base import Backend, Capabilities
+from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
 from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
-from fastmmd.kernels import Family, Kernel
+from fastmmd.kernels import Kernel
 
 MAX_POLYNOMIAL_DEGREE = 64
-OWNER_MAX_D = 256
-OWNER_MAX_D_EXPLICIT = 64
-CHUNK = 2048
 TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
 
 
@@ -42,23 +37,24 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-_modules: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None
+def _import_launch() -> ModuleType:
+    from fastmmd.backends._triton import launch
+
+    return launch
+
+
+def _device_missing() -> Optional[str]:
+    if interpreting() or torch.cuda.is_available():
+        return None
+    return "no CUDA device (and TRITON_INTERPRET is not set)"
+
+
+_kernels = LazyImport(_import_launch, lambda exc: f"triton cannot be imported ({exc})", _device_missing)
 
 
 def _load_kernels() -> Tuple[Optional[ModuleType], Optional[str]]:
     """(the launch module, None) or (None, why the backend cannot run here), decided on first use."""
-    global _modules
-    if _modules is None:
-        try:
-            from fastmmd.backends._triton import launch
-        except ImportError as exc:
-            _modules = (None, f"triton cannot be imported ({exc})")
-        else:
-            if interpreting() or torch.cuda.is_available():
-                _modules = (launch, None)
-            else:
-                _modules = (None, "no CUDA device (and TRITON_INTERPRET is not set)")
-    return _modules
+    return _kernels.get()
 
 
 class TritonBackend(Backend):
@@ -95,10 +91,7 @@ class TritonBackend(Backend):
         out = []
         if len(terms) > MAX_TERMS:
             out.append(f"a kernel of {len(terms)} terms (at most {MAX_TERMS})")
-        degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
-        if (degrees > MAX_POLYNOMIAL_DEGREE).any():
-            out.append(f"polynomial degree {int(degrees.max())} > {MAX_POLYNOMIAL_DEGREE} not supported")
-        return out
+        return out + polynomial_degree_reasons(terms, MAX_POLYNOMIAL_DEGREE)
 
     def mmd2_with_grads(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from fastmmd.backends._triton.terms import kernel_terms
+from fastmmd.backends._triton.terms import kernel_terms, radial_weights, tile_norms
 from fastmmd.backends._triton.tiles import tile_geometry
 
 
@@ -36,21 +36,12 @@ def coef_chunk_kernel(A, B, SQA, SQB, MU, P, COEF, ALPHA_PART, BETA_PART, VALUE_
     sq_b = tl.load(SQB + offs_n, mask=cols_ok, other=0.0)
     dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
                             EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
-    if NEEDS_NORM:
-        norm_a = tl.sqrt(sq_a)[:, None]
-        norm_b = tl.sqrt(sq_b)[None, :]
-    else:
-        norm_a = 0.0
-        norm_b = 0.0
+    norm_a, norm_b = tile_norms(sq_a, sq_b, NEEDS_NORM)
     val, d_r2, d_dot = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
     keep = rows_ok[:, None] & cols_ok[None, :]
     if EXCLUDE_DIAG:
         keep = keep & (offs_m[:, None] != offs_n[None, :])
-    if SAME:
-        # The pair (i, i) of a symmetric block has a - b = 0: no radial gradient, whatever rounding left.
-        radial = tl.where(keep & (offs_m[:, None] != offs_n[None, :]), 2.0 * d_r2, 0.0)
-    else:
-        radial = tl.where(keep, 2.0 * d_r2, 0.0)
+    radial = radial_weights(d_r2, keep, offs_m, offs_n, SAME)
     coef = -radial
     if NEEDS_DOT:
         coef += tl.where(keep, d_dot, 0.0)

@@ -66,19 +66,45 @@ def _owner_configs(explicit: bool, dtype: torch.dtype, d: int) -> List[triton.Co
         shapes = [(128, 64, 8, 2), (64, 64, 4, 2), (64, 32, 4, 3), (128, 32, 8, 3)]
     else:
         shapes = [(64, 32, 8, 2), (32, 32, 4, 2), (64, 16, 4, 2), (16, 16, 4, 1)]
-    size = torch.finfo(dtype).bits // 8
-    fits = [s for s in shapes if _owner_shared_bytes(s, bd, size) <= _SHARED_BUDGET]
-    return [_config(bm, bn, w, st) for bm, bn, w, st in (fits or [(16, 16, 4, 1)])]
+    return _fitting_configs(shapes, bd, dtype)
 
 
 # Shared memory a configuration may plan for (the H100 has 227 KiB per block; A100 163 KiB).
 _SHARED_BUDGET = 150 * 1024
 
 
+def _fitting_configs(shapes, bd: int, dtype: torch.dtype) -> List[triton.Config]:
+    """The (BM, BN, warps, stages) shapes of a row-block kernel whose shared memory fits the budget."""
+    size = torch.finfo(dtype).bits // 8
+    fits = [s for s in shapes if _owner_shared_bytes(s, bd, size) <= _SHARED_BUDGET]
+    return [_config(bm, bn, w, st) for bm, bn, w, st in (fits or [(16, 16, 4, 1)])]
+
+
 def _owner_shared_bytes(shape, bd: int, size: int) -> int:
     """Rough shared memory of the owner kernel: the owned rows, `stages` copies of B's rows, one tile."""
     bm, bn, _, stages = shape
     return (bm + max(stages, 1) * bn) * bd * size + bm * bn * 4
+
+
+def _value_rows_configs(dtype: torch.dtype, d: int) -> List[triton.Config]:
+    """Owner-style value kernel: BM rows held, B streamed BN rows at a time (BM a multiple of BN)."""
+    if interpreting():
+        return [_config(16, 16, 4, 1)]
+    bd = padded_dim(d)
+    if dtype == torch.float64:
+        shapes = [(32, 32, 4, 2), (64, 32, 4, 2), (16, 16, 4, 1)]
+    elif bd <= 64:
+        shapes = [(128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (128, 32, 4, 3), (256, 64, 8, 3)]
+    elif bd <= 128:
+        shapes = [(128, 64, 8, 3), (64, 64, 4, 3), (128, 32, 8, 3), (64, 32, 4, 3)]
+    else:
+        shapes = [(64, 32, 8, 2), (32, 32, 4, 2), (64, 16, 4, 2), (16, 16, 4, 1)]
+    return _fitting_configs(shapes, bd, dtype)
+
+
+def segment_alignment() -> int:
+    """A multiple of every BN of _value_rows_configs: the streaming kernel's segments must not split tiles."""
+    return 16 if interpreting() else 256
 
 
 class Launcher:
@@ -118,6 +144,12 @@ def _cached(key: tuple, make: Callable[[], Launcher]) -> Launcher:
 def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
     return _cached(("value", explicit, dtype, precision), lambda: Launcher(
         kernel, _tiled_configs(explicit, dtype, precision, grouped=True),
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
+
+
+def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
+    return _cached(("value_rows", dtype, precision, padded_dim(d)), lambda: Launcher(
+        kernel, _value_rows_configs(dtype, d),
         key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
 
 

@@ -19,11 +19,16 @@ from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel
 from fastmmd.backends._triton.terms import PackedTerms, pack_terms
 from fastmmd.backends._triton.value import value_tiles_kernel
+from fastmmd.backends._triton.value_rows import value_rows_kernel
 
 # Largest d of the fused owner gradients (the rows' gradient lives in registers), on tensor cores and with
 # explicit differences (a (BM, BN, d) block of differences).
 OWNER_MAX_D = 256
 OWNER_MAX_D_EXPLICIT = 64
+# Largest d of the streaming value kernel, and the columns of B one of its programs visits (a multiple of
+# every BN, so that segments split no tile).
+ROWS_MAX_D = 256
+SEGMENT = 2048
 # Rows and columns of a chunk of the large-d gradient path (its coefficients: CHUNK² floats).
 CHUNK = 2048
 # Bytes of float64 scratch when computing squared norms.
@@ -96,6 +101,8 @@ def size_class(n: int, m: int) -> int:
 def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool) -> torch.Tensor:
     """Sum of k(a_i, b_j) over a block (0-dim float64 tensor on the device)."""
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    if not prep.explicit and d <= ROWS_MAX_D:
+        return block_value_rows(a, b, sq_a, sq_b, prep, symmetric, exclude_diag)
     launcher = configs.value_launcher(value_tiles_kernel, prep.explicit, a.dtype, prep.precision)
 
     def grid(meta):
@@ -108,6 +115,21 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
                             **prep.flags())
     used = triton.cdiv(n, launched["BM"]) * triton.cdiv(m, launched["BN"])
     return out[:used].to(torch.float64).sum()
+
+
+def block_value_rows(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool) -> torch.Tensor:
+    """block_value for small d, by row blocks streaming segments of B (value_rows_kernel)."""
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    launcher = configs.value_rows_launcher(value_rows_kernel, a.dtype, prep.precision, d)
+    align = configs.segment_alignment()
+    segment = triton.cdiv(SEGMENT, align) * align
+    segments = triton.cdiv(m, segment)
+    out = torch.empty(triton.cdiv(n, configs.MIN_TILE) * segments, dtype=sq_a.dtype, device=a.device)
+    launched = launcher(
+        lambda meta: (triton.cdiv(n, meta["BM"]), segments), a, b, sq_a, sq_b, prep.mu, prep.packed.params,
+        out, n, m, d, a.stride(0), b.stride(0), segment, size_class(n, m), SYMMETRIC=symmetric,
+        EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), **prep.flags())
+    return out[: triton.cdiv(n, launched["BM"]) * segments].to(torch.float64).sum()
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from fastmmd.backends._triton.terms import kernel_terms
+from fastmmd.backends._triton.terms import kernel_terms, radial_weights
 from fastmmd.backends._triton.tiles import load_rows, matmul_nn, matmul_nt
 
 
@@ -64,12 +64,7 @@ def owner_grad_kernel(A, B, SQA, SQB, MU, P, VAL, GRAD, SCALES, n, m, d, sa, sb,
         keep = rows_ok[:, None] & (offs_n[None, :] < m)
         if EXCLUDE_DIAG:
             keep = keep & (offs_m[:, None] != offs_n[None, :])
-        if SAME:
-            # The pair (i, i) of a symmetric block has a - b = 0: no radial gradient, whatever rounding
-            # left in its r2.
-            radial = tl.where(keep & (offs_m[:, None] != offs_n[None, :]), 2.0 * d_r2, 0.0)
-        else:
-            radial = tl.where(keep, 2.0 * d_r2, 0.0)
+        radial = radial_weights(d_r2, keep, offs_m, offs_n, SAME)
         if WANT_VALUE:
             v_sum += tl.sum(tl.where(keep, val, 0.0), axis=1)
         if EXPLICIT:

@@ -141,3 +141,21 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
             val += w * lower * base
             d_dot += w * degree.to(dot.dtype) * p1 * lower
     return val, d_r2, d_dot
+
+
+@triton.jit
+def tile_norms(sq_a, sq_b, NEEDS_NORM: tl.constexpr):
+    """(|a_i| as (BM, 1), |b_j| as (1, BN)) from the squared norms, or (0, 0) when no term reads them."""
+    if NEEDS_NORM:
+        return tl.sqrt(sq_a)[:, None], tl.sqrt(sq_b)[None, :]
+    else:
+        return 0.0, 0.0
+
+
+@triton.jit
+def radial_weights(d_r2, keep, offs_m, offs_n, SAME: tl.constexpr):
+    """2 dk/dr2 on the kept pairs, 0 elsewhere. With SAME (a tile of a symmetric block, B is A) the pairs
+    (i, i) get 0 too: a - b = 0 there, whatever rounding left in their r2."""
+    if SAME:
+        keep = keep & (offs_m[:, None] != offs_n[None, :])
+    return tl.where(keep, 2.0 * d_r2, 0.0)

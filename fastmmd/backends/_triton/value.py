@@ -10,7 +10,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from fastmmd.backends._triton.terms import kernel_terms
+from fastmmd.backends._triton.terms import kernel_terms, tile_norms
 from fastmmd.backends._triton.tiles import tile_geometry
 
 
@@ -41,12 +41,7 @@ def value_tiles_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, size_class,
     sq_b = tl.load(SQB + offs_n, mask=offs_n < m, other=0.0)
     dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
                             EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
-    if NEEDS_NORM:
-        norm_a = tl.sqrt(sq_a)[:, None]
-        norm_b = tl.sqrt(sq_b)[None, :]
-    else:
-        norm_a = 0.0
-        norm_b = 0.0
+    norm_a, norm_b = tile_norms(sq_a, sq_b, NEEDS_NORM)
     val, _, _ = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
     interior = ((I + 1) * BM <= n) & ((J + 1) * BN <= m)
     if EXCLUDE_DIAG:

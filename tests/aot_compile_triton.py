@@ -1,0 +1,123 @@
+"""Compiles every Triton kernel of the GPU backend for an sm_90 GPU (H100) — on any machine, no GPU needed —
+for each kind of kernel sum, dtype and precision, in its default tile configuration and in its largest one,
+and checks that each fits in the GPU's shared memory.
+
+Run as a script with TRITON_INTERPRET unset (tests/test_triton_compile.py does): prints one line per
+kernel variant and exits 1 if any fails to compile or asks for more shared memory than the GPU has.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    sys.exit("run without TRITON_INTERPRET: the interpreter does not compile")
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from fastmmd.backends._triton import configs  # noqa: E402
+from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel  # noqa: E402
+from fastmmd.backends._triton.owner_grad import owner_grad_kernel  # noqa: E402
+from fastmmd.backends._triton.value import value_tiles_kernel  # noqa: E402
+from fastmmd.backends._triton.value_rows import value_rows_kernel  # noqa: E402
+from fastmmd.kernels import Family  # noqa: E402
+
+TARGET = GPUTarget("cuda", 90, 32)
+SHARED_LIMIT = 232448  # bytes per block on an H100
+
+
+def families(*codes):
+    return sum(int(c) << (3 * t) for t, c in enumerate(codes)), len(codes)
+
+
+SMOOTH = families(Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LINEAR, Family.POLYNOMIAL)
+DISTANCE = families(Family.ENERGY, Family.LAPLACIAN)
+
+
+def flags(kind, precision, center=False):
+    fams, count = SMOOTH if kind == "smooth" else DISTANCE
+    return dict(FAMS=fams, NT=count, NEEDS_NORM=kind == "distance", NEEDS_DOT=kind == "smooth",
+                EXPLICIT=kind == "distance", CENTER=center, PRECISION=precision)
+
+
+def signature(pointers, ints, dtype, consts, scalars=()):
+    ptr = "*fp64" if dtype == torch.float64 else "*fp32"
+    sig = {name: ptr for name in pointers}
+    sig.update({name: "i32" for name in ints})
+    sig.update({name: "fp32" for name in scalars})
+    sig.update({name: "constexpr" for name in consts})
+    return sig
+
+
+def representative(candidates):
+    """The first configuration of a list (the untuned default) and the one needing the most memory (BM·BN·
+    stages): compile errors do not depend on the tile sizes, resource limits grow with them."""
+    largest = max(candidates, key=lambda c: c.kwargs["BM"] * c.kwargs["BN"] * max(c.num_stages, 1) * c.num_warps)
+    return [candidates[0]] + ([largest] if largest is not candidates[0] else [])
+
+
+def compile_variant(fn, sig, consts, config):
+    src = ASTSource(fn=fn, signature=sig, constexprs=consts)
+    return triton.compile(src, target=TARGET, options=dict(num_warps=config.num_warps,
+                                                           num_stages=config.num_stages))
+
+
+def variants():
+    """(name, kernel, signature, constexprs, config) of every kernel in its configurations."""
+    cases = [("smooth", torch.float32, p) for p in ("tf32", "bf16", "ieee")]
+    cases += [("distance", torch.float32, "ieee"), ("smooth", torch.float64, "ieee")]
+    for kind, dtype, precision in cases:
+        explicit = kind == "distance"
+        f = flags(kind, precision, center=precision == "ieee")
+        for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=True)):
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"], ["n", "m", "d", "sa", "sb", "size_class"],
+                            dtype, consts)
+            yield f"value_tiles {kind} {dtype} {precision}", value_tiles_kernel, sig, consts, config
+        for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
+            consts = dict(EXCLUDE_DIAG=True, SAME=True, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART", "VALUE_PART"],
+                            ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
+            yield f"coef_chunk {kind} {dtype} {precision}", coef_chunk_kernel, sig, consts, config
+        for d in ((64,) if explicit else (64, 128, 256)):
+            bd = configs.padded_dim(d)
+            for config in representative(configs._owner_configs(explicit, dtype, d)):
+                consts = dict(EXCLUDE_DIAG=True, SAME=True, ACCUMULATE=True, WANT_VALUE=True, BD=bd, **f,
+                              **config.kwargs)
+                sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "VAL", "GRAD", "SCALES"],
+                                ["n", "m", "d", "sa", "sb", "sg", "size_class"], dtype, consts)
+                yield f"owner_grad {kind} {dtype} {precision} d={d}", owner_grad_kernel, sig, consts, config
+            if explicit:
+                continue
+            for config in representative(configs._value_rows_configs(dtype, d)):
+                consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, **f, **config.kwargs)
+                sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                                ["n", "m", "d", "sa", "sb", "segment", "size_class"], dtype, consts)
+                yield f"value_rows {kind} {dtype} {precision} d={d}", value_rows_kernel, sig, consts, config
+
+
+def main() -> int:
+    failures = 0
+    for name, fn, sig, consts, config in variants():
+        label = f"{name} {config.kwargs} warps={config.num_warps} stages={config.num_stages}"
+        try:
+            kernel = compile_variant(fn, sig, consts, config)
+        except Exception as exc:  # a compiler error of any kind is the finding
+            failures += 1
+            print(f"FAIL {label}: {type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}")
+            continue
+        shared = kernel.metadata.shared
+        if shared > SHARED_LIMIT:
+            failures += 1
+            print(f"FAIL {label}: {shared} bytes of shared memory > {SHARED_LIMIT}")
+        else:
+            print(f"ok   {label}: {shared} bytes of shared memory")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
