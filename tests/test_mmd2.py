@@ -24,7 +24,7 @@ from conftest import sample_xy
 from tolerances import REFERENCE_VS_BRUTE_FORCE, PROPERTY_RTOL, tolerance
 
 # The fast backends under test; each is compared with backend="reference" in float64.
-# (A "triton" backend, run under TRITON_INTERPRET=1 on the CPU, is to be added here.)
+# (The triton backend has its own matrix, on CUDA tensors or under the interpreter: tests/test_triton.py.)
 BACKENDS = ["cpu"]
 DTYPES = [torch.float64, torch.float32]
 ESTIMATORS = ["unbiased", "biased", "u-statistic", "linear"]
