@@ -101,7 +101,6 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
     const T sq_a = A.sq.data()[i0 + i];
     const T* a_row = A.row_block(I) + i * dp;
     const int64_t skip = exclude_diag ? i0 + i - j0 : -1;  // the column of pair (i, i), if here
-    s.near.clear();
     if (spec.needs_r2) squared_distances_row<T>(TS, dot + i * TS, sq_a, sq_b, s.row);
     if (spec.needs_sqrt) refine_near_pairs<T>(a_row, b_block, dp, cols, skip, sq_a, sq_b, s);
     evaluate_row<T>(spec, TS, dot + i * TS, norm_b, norm_a, s.row);

@@ -93,6 +93,13 @@ class LazyImport:
                 self._result = (None, reason) if reason else (module, None)
         return self._result
 
+    def require(self, backend: str) -> ModuleType:
+        """The module, or a RuntimeError saying why `backend` cannot run."""
+        module, missing = self.get()
+        if module is None:
+            raise RuntimeError(f"backend {backend!r} is unavailable: {missing}")
+        return module
+
 
 def polynomial_degree_reasons(terms: np.ndarray, max_degree: int) -> List[str]:
     """The refusal of a kernel table (T, 5) whose polynomial degrees exceed what a backend evaluates."""

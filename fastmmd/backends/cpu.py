@@ -91,9 +91,7 @@ class CpuBackend(Backend):
         `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
         0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
         """
-        ext, missing = _load_extension()
-        if ext is None:
-            raise RuntimeError(f"backend 'cpu' is unavailable: {missing}")
+        ext = _extension.require("cpu")
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         n, m = x.shape[0], y.shape[0]
         plan = pair_sum_plan(estimator, n, m)

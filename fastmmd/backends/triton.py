@@ -107,9 +107,7 @@ class TritonBackend(Backend):
         `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
         0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
         """
-        launch, missing = _load_kernels()
-        if launch is None:
-            raise RuntimeError(f"backend 'triton' is unavailable: {missing}")
+        launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
         x, y = x.detach().contiguous(), y.detach().contiguous()
         with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():

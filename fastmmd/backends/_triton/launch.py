@@ -38,8 +38,7 @@ _NORM_SCRATCH_BYTES = 16 << 20
 @dataclass(frozen=True)
 class Prepared:
     """The inputs as the kernels read them. mu: pooled mean (d,) in the compute dtype, or a 1-element dummy
-    when not centring; sq_x (n,), sq_y (m,): squared norms of the (centred) rows; explicit: distances from
-    differences (kernels with |a - b|)."""
+    when not centring; sq_x (n,), sq_y (m,): squared norms of the (centred) rows."""
 
     packed: PackedTerms
     center: bool
@@ -47,7 +46,11 @@ class Prepared:
     sq_x: torch.Tensor
     sq_y: torch.Tensor
     precision: str
-    explicit: bool
+
+    @property
+    def explicit(self) -> bool:
+        """Distances from explicit differences: some term depends on |a - b|."""
+        return self.packed.needs_sqrt
 
     def flags(self) -> dict:
         p = self.packed
@@ -85,7 +88,6 @@ def prepare(x: torch.Tensor, y: torch.Tensor, terms: Sequence[float], precision:
         sq_x=squared_norms(x, mu64).to(compute),
         sq_y=squared_norms(y, mu64).to(compute),
         precision=precision,
-        explicit=packed.needs_sqrt,
     )
 
 
@@ -111,8 +113,8 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
     slots = triton.cdiv(n, configs.MIN_TILE) * triton.cdiv(m, configs.MIN_TILE)
     out = torch.empty(slots, dtype=sq_a.dtype, device=a.device)
     launched = launcher(grid, a, b, sq_a, sq_b, prep.mu, prep.packed.params, out, n, m, d, a.stride(0),
-                            b.stride(0), size_class(n, m), SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag,
-                            **prep.flags())
+                        b.stride(0), size_class(n, m), SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag,
+                        **prep.flags())
     used = triton.cdiv(n, launched["BM"]) * triton.cdiv(m, launched["BN"])
     return out[:used].to(torch.float64).sum()
 
@@ -147,8 +149,7 @@ def owner_pass(a, b, sq_a, sq_b, prep: Prepared, grad: torch.Tensor, scale: floa
     launched = launcher(
         lambda meta: (triton.cdiv(n, meta["BM"]),), a, b, sq_a, sq_b, prep.mu, prep.packed.params, values, grad,
         scales, n, m, d, a.stride(0), b.stride(0), grad.stride(0), size_class(n, m), EXCLUDE_DIAG=exclude_diag,
-        SAME=a is b,
-        ACCUMULATE=accumulate, WANT_VALUE=want_value, BD=configs.padded_dim(d), **prep.flags())
+        SAME=a is b, ACCUMULATE=accumulate, WANT_VALUE=want_value, BD=configs.padded_dim(d), **prep.flags())
     if not want_value:
         return None
     return values[:triton.cdiv(n, launched["BM"])].to(torch.float64).sum()
@@ -211,8 +212,8 @@ class ChunkRunner:
         launcher = configs.chunk_launcher(coef_chunk_kernel, self.prep.explicit, a.dtype, self.prep.precision)
         coef = self.coef[: r * c].view(r, c)
         launched = launcher(
-            lambda meta: (triton.cdiv(r, meta["BM"]), triton.cdiv(c, meta["BN"])), a, b, sq_a, sq_b, self.prep.mu, self.prep.packed.params, coef, self.alpha_part, self.beta_part,
-            self.value_part, r, c, d, a.stride(0), b.stride(0), size_class(r, c),
+            lambda meta: (triton.cdiv(r, meta["BM"]), triton.cdiv(c, meta["BN"])), a, b, sq_a, sq_b,
+            self.prep.mu, self.prep.packed.params, coef, self.alpha_part, self.beta_part, self.value_part, r, c, d, a.stride(0), b.stride(0), size_class(r, c),
             EXCLUDE_DIAG=exclude_diag, SAME=same, **self.prep.flags())
         tr, tc = triton.cdiv(r, launched["BM"]), triton.cdiv(c, launched["BN"])
         alpha = self.alpha_part[: tc * r].view(tc, r).sum(0)
@@ -287,8 +288,7 @@ def chunked_grads(x, y, prep: Prepared, plan: PairSumPlan, chunk: int):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: str, shift_invariant_families,
-                    chunk: Optional[int] = None):
+def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: str, shift_invariant_families):
     """(MMD², dx, dy) of contiguous x (n, d), y (m, d); precision: "ieee", "tf32" or "bf16"."""
     prep = prepare(x, y, terms, precision, shift_invariant_families)
     if not need_grad:
@@ -299,8 +299,8 @@ def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: 
         return value, x.new_empty((0,)), y.new_empty((0,))
     d = x.shape[1]
     small = d <= (OWNER_MAX_D_EXPLICIT if prep.explicit else OWNER_MAX_D)
-    if small and chunk is None:
+    if small:
         value, grad_x, grad_y = fused_owner_grads(x, y, prep, plan)
     else:
-        value, grad_x, grad_y = chunked_grads(x, y, prep, plan, chunk or CHUNK)
+        value, grad_x, grad_y = chunked_grads(x, y, prep, plan, CHUNK)
     return value.to(x.dtype), grad_x, grad_y
