@@ -53,6 +53,16 @@ def signature(pointers, ints, dtype, consts, scalars=()):
     return sig
 
 
+def with_descriptors(sig, config, dtype=torch.float32):
+    """The signature with A and B as tensor descriptors of the configuration's blocks (the TMA variant)."""
+    ty = "bf16" if dtype == torch.bfloat16 else "fp32"
+    bk = config.kwargs["BK"]
+    out = dict(sig)
+    out["A"] = f"tensordesc<{ty}[{config.kwargs['BM']}, {bk}]>"
+    out["B"] = f"tensordesc<{ty}[{config.kwargs['BN']}, {bk}]>"
+    return out
+
+
 def representative(candidates):
     """The first configuration of a list (the untuned default) and the one needing the most memory (BM·BN·
     stages): compile errors do not depend on the tile sizes, resource limits grow with them."""
@@ -73,16 +83,21 @@ def variants():
     for kind, dtype, precision in cases:
         explicit = kind == "distance"
         f = flags(kind, precision, center=precision == "ieee")
-        for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=True)):
-            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
-            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"], ["n", "m", "d", "sa", "sb", "size_class"],
-                            dtype, consts)
-            yield f"value_tiles {kind} {dtype} {precision}", value_tiles_kernel, sig, consts, config
-        for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
-            consts = dict(EXCLUDE_DIAG=True, SAME=True, **f, **config.kwargs)
-            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART", "VALUE_PART"],
-                            ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
-            yield f"coef_chunk {kind} {dtype} {precision}", coef_chunk_kernel, sig, consts, config
+        # Tensor descriptors replace pointers where the products are on tensor cores without centring.
+        tma_modes = (False, True) if not explicit and dtype == torch.float32 and precision != "ieee" else (False,)
+        for tma in tma_modes:
+            for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=True)):
+                consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, TMA=tma, **f, **config.kwargs)
+                sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                                ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
+                sig = with_descriptors(sig, config) if tma else sig
+                yield f"value_tiles {kind} {dtype} {precision} tma={tma}", value_tiles_kernel, sig, consts, config
+            for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
+                consts = dict(EXCLUDE_DIAG=True, SAME=True, TMA=tma, **f, **config.kwargs)
+                sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART",
+                                 "VALUE_PART"], ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
+                sig = with_descriptors(sig, config) if tma else sig
+                yield f"coef_chunk {kind} {dtype} {precision} tma={tma}", coef_chunk_kernel, sig, consts, config
         for d in ((64,) if explicit else (64, 128, 256)):
             bd = configs.padded_dim(d)
             for config in representative(configs._owner_configs(explicit, dtype, d)):

@@ -18,6 +18,7 @@ from brute_force import mmd2_terms
 from conftest import sample_xy
 from fastmmd.backends import get_backend
 from fastmmd.backends._triton import launch
+from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
 from test_mmd2 import CASE_BY_NAME, CASES, assert_grad_close, assert_value_close
 from tolerances import tolerance
 
@@ -93,6 +94,41 @@ def test_streaming_forward_over_several_column_segments(estimator, monkeypatch):
     with torch.no_grad():
         value = float(fastmmd.mmd2(x64.to(DEVICE), y64.to(DEVICE), case.make(d), estimator, backend="triton"))
     assert_value_close(value, bf.mmd2, bf.value_scale, tolerance(torch.float64).value, "segmented forward")
+
+
+@pytest.mark.parametrize("precision", ["highest", "tf32"])
+@pytest.mark.parametrize("path", ["forward", "chunked"])
+def test_tensor_descriptor_reads_match_pointer_reads(path, precision, monkeypatch):
+    """With FASTMMD_TMA=1, float32 rows of 16-byte multiples go through tensor descriptors (the TMA copy
+    engine) in the tiled forward and the gradient chunks; FASTMMD_TMA=0 takes the pointer loads. Both match the brute force, with
+    ragged row tiles and a feature count (260) that is no multiple of the feature block."""
+    if precision == "tf32" and DEVICE != "cuda":
+        pytest.skip("TF32 needs a GPU (the interpreter multiplies in IEEE float32)")
+    if path == "chunked":
+        monkeypatch.setattr(launch, "CHUNK", 16)
+    case = CASE_BY_NAME["polynomial"]  # not shift invariant: no centring, so "highest" reads through descriptors too
+    n, m, d = 37, 29, 260
+    x64, y64 = sample_xy(n, m, d, seed=5)
+    x, y = x64.float().to(DEVICE), y64.float().to(DEVICE)
+    prep = launch.prepare(x, y, case.make(d).terms(d).ravel().tolist(), "ieee", SHIFT_INVARIANT_MMD_FAMILIES)
+    monkeypatch.setenv("FASTMMD_TMA", "1")
+    assert launch.tma_ready(prep, x, y)
+    bf = mmd2_terms(case.terms(d), x64.numpy(), y64.numpy(), "unbiased")
+    tol = tolerance(torch.float32)
+    results = {}
+    for setting in ("1", "0"):
+        monkeypatch.setenv("FASTMMD_TMA", setting)
+        xg, yg = x.clone().requires_grad_(path == "chunked"), y.clone().requires_grad_(path == "chunked")
+        value = fastmmd.mmd2(xg, yg, case.make(d), "unbiased", backend="triton", precision=precision)
+        results[setting] = float(value.detach())
+        if precision == "highest":
+            assert_value_close(results[setting], bf.mmd2, bf.value_scale, tol.value, f"TMA={setting} value")
+        if path == "chunked":
+            gx, gy = torch.autograd.grad(value, (xg, yg))
+            if precision == "highest":
+                assert_grad_close(gx.double().cpu().numpy(), bf.grad_x, bf.grad_scale, tol.grad, "d/dx")
+                assert_grad_close(gy.double().cpu().numpy(), bf.grad_y, bf.grad_scale, tol.grad, "d/dy")
+    assert_value_close(results["1"], results["0"], bf.value_scale, 2 * tol.value, "TMA vs pointers")
 
 
 @pytest.mark.parametrize("kernel_name", ["energy", "laplacian"])

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from fastmmd.backends._triton.terms import kernel_terms, radial_weights, tile_norms
-from fastmmd.backends._triton.tiles import tile_geometry
+from fastmmd.backends._triton.tiles import tile_geometry, tile_geometry_tma
 
 
 @triton.jit
@@ -22,10 +22,11 @@ def coef_chunk_kernel(A, B, SQA, SQB, MU, P, COEF, ALPHA_PART, BETA_PART, VALUE_
                       EXCLUDE_DIAG: tl.constexpr, SAME: tl.constexpr, FAMS: tl.constexpr, NT: tl.constexpr,
                       NEEDS_NORM: tl.constexpr, NEEDS_DOT: tl.constexpr, EXPLICIT: tl.constexpr,
                       CENTER: tl.constexpr, PRECISION: tl.constexpr,
-                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, TMA: tl.constexpr):
     """A (n, d), B (m, d): the chunk's rows (strides sa, sb); COEF (n, m) contiguous; ALPHA_PART
     (cdiv(m, BN), n); BETA_PART (cdiv(n, BM), m); VALUE_PART (cdiv(n, BM), cdiv(m, BN)). BM == BN.
-    EXCLUDE_DIAG leaves out i = j; SAME: the chunk lies on the diagonal of a symmetric block (B is A)."""
+    EXCLUDE_DIAG leaves out i = j; SAME: the chunk lies on the diagonal of a symmetric block (B is A). With
+    TMA, A and B are tensor descriptors (blocks [BM, BK]) instead of pointers."""
     I = tl.program_id(0)
     J = tl.program_id(1)
     offs_m = I.to(tl.int64) * BM + tl.arange(0, BM)
@@ -34,8 +35,11 @@ def coef_chunk_kernel(A, B, SQA, SQB, MU, P, COEF, ALPHA_PART, BETA_PART, VALUE_
     cols_ok = offs_n < m
     sq_a = tl.load(SQA + offs_m, mask=rows_ok, other=0.0)
     sq_b = tl.load(SQB + offs_n, mask=cols_ok, other=0.0)
-    dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
-                            EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
+    if TMA:
+        dot, r2 = tile_geometry_tma(A, B, I * BM, J * BN, d, sq_a, sq_b, PRECISION, BM, BN, BK)
+    else:
+        dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
+                                EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
     norm_a, norm_b = tile_norms(sq_a, sq_b, NEEDS_NORM)
     val, d_r2, d_dot = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
     keep = rows_ok[:, None] & cols_ok[None, :]

@@ -31,6 +31,15 @@ def _config(bm: int, bn: int, warps: int, stages: int, **extra) -> triton.Config
     return triton.Config(dict(BM=bm, BN=bn, **extra), num_warps=warps, num_stages=stages)
 
 
+def descriptor_blocks(nargs: dict) -> None:
+    """Pre-hook of the tiled kernels' configurations: with TMA, the tensor descriptors A and B read blocks of
+    [BM, BK] and [BN, BK] rows x features (the block shape belongs to the descriptor, the tile size to
+    the configuration, so the autotuner sets one from the other before each launch)."""
+    if nargs.get("TMA"):
+        nargs["A"].block_shape = [nargs["BM"], nargs["BK"]]
+        nargs["B"].block_shape = [nargs["BN"], nargs["BK"]]
+
+
 def _tiled_configs(explicit: bool, dtype: torch.dtype, precision: str, grouped: bool) -> List[triton.Config]:
     """Square (BM == BN) tiles with a BK loop: the value kernel (grouped: takes GROUP) and the
     coefficient-chunk kernel."""
@@ -47,8 +56,11 @@ def _tiled_configs(explicit: bool, dtype: torch.dtype, precision: str, grouped: 
         shapes = [(128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 32, 8, 4), (64, 64, 64, 4, 4)]
     else:  # tf32
         shapes = [(128, 128, 32, 8, 3), (128, 128, 32, 8, 4), (128, 128, 64, 8, 3), (64, 64, 64, 4, 4),
-                  (128, 128, 32, 4, 4)]
-    return [_config(bm, bn, w, s, BK=bk, **group) for bm, bn, bk, w, s in shapes]
+                  (128, 128, 32, 4, 4), (128, 128, 32, 8, 5)]
+    configs = [_config(bm, bn, w, s, BK=bk, **group) for bm, bn, bk, w, s in shapes]
+    for config in configs:
+        config.pre_hook = descriptor_blocks
+    return configs
 
 
 def _owner_configs(explicit: bool, dtype: torch.dtype, d: int) -> List[triton.Config]:
@@ -113,6 +125,7 @@ class Launcher:
 
     def __init__(self, kernel, candidates: Sequence[triton.Config], key: List[str],
                  restore: Optional[List[str]] = None):
+        self.kernel = kernel
         self.candidates = list(candidates)
         if os.environ.get("FASTMMD_AUTOTUNE", "1") == "0":
             self.candidates = self.candidates[:1]
@@ -125,6 +138,8 @@ class Launcher:
         if len(self.candidates) == 1:
             config = self.candidates[0]
             meta = dict(config.kwargs)
+            if config.pre_hook is not None:
+                config.pre_hook({**dict(zip(self.kernel.arg_names, args)), **kwargs, **meta})
             self.fn[grid(meta)](*args, **kwargs, **meta, num_warps=config.num_warps,
                                 num_stages=config.num_stages)
             return meta
@@ -144,7 +159,7 @@ def _cached(key: tuple, make: Callable[[], Launcher]) -> Launcher:
 def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
     return _cached(("value", explicit, dtype, precision), lambda: Launcher(
         kernel, _tiled_configs(explicit, dtype, precision, grouped=True),
-        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "TMA", *_FLAG_KEYS]))
 
 
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
@@ -156,7 +171,7 @@ def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> L
 def chunk_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
     return _cached(("chunk", explicit, dtype, precision), lambda: Launcher(
         kernel, _tiled_configs(explicit, dtype, precision, grouped=False),
-        key=["d", "size_class", "EXCLUDE_DIAG", "SAME", *_FLAG_KEYS]))
+        key=["d", "size_class", "EXCLUDE_DIAG", "SAME", "TMA", *_FLAG_KEYS]))
 
 
 def owner_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, d: int) -> Launcher:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import torch
 import triton
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from fastmmd._estimators import PairSumPlan
 from fastmmd.backends._triton import configs
@@ -91,6 +93,25 @@ def prepare(x: torch.Tensor, y: torch.Tensor, terms: Sequence[float], precision:
     )
 
 
+def tma_ready(prep: Prepared, *arrays: torch.Tensor) -> bool:
+    """Whether the tiled kernels read `arrays` through tensor descriptors (the TMA copy engine): asked for
+    with FASTMMD_TMA=1 (opt-in until its speed is measured on a GPU), inner products on tensor cores (no
+    explicit differences, no centring), float32 or bfloat16 rows that start on 16-byte boundaries."""
+    if os.environ.get("FASTMMD_TMA", "0") != "1" or prep.explicit or prep.center:
+        return False
+    return all(a.dtype in (torch.float32, torch.bfloat16) and a.stride(1) == 1
+               and (a.stride(0) * a.element_size()) % 16 == 0 and a.data_ptr() % 16 == 0 for a in arrays)
+
+
+def row_operands(a: torch.Tensor, b: torch.Tensor, tma: bool):
+    """The kernels' A and B: the tensors themselves, or tensor descriptors over them (block shapes are set
+    per configuration by configs.descriptor_blocks)."""
+    if not tma:
+        return a, b
+    placeholder = [configs.MIN_TILE, configs.MIN_TILE]
+    return TensorDescriptor.from_tensor(a, placeholder), TensorDescriptor.from_tensor(b, placeholder)
+
+
 def size_class(n: int, m: int) -> int:
     """Autotuning key for the problem size: log2 of the number of pairs."""
     return int(math.log2(max(n * m, 1)))
@@ -112,9 +133,11 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
 
     slots = triton.cdiv(n, configs.MIN_TILE) * triton.cdiv(m, configs.MIN_TILE)
     out = torch.empty(slots, dtype=sq_a.dtype, device=a.device)
-    launched = launcher(grid, a, b, sq_a, sq_b, prep.mu, prep.packed.params, out, n, m, d, a.stride(0),
+    tma = tma_ready(prep, a, b)
+    a_in, b_in = row_operands(a, b, tma)
+    launched = launcher(grid, a_in, b_in, sq_a, sq_b, prep.mu, prep.packed.params, out, n, m, d, a.stride(0),
                         b.stride(0), size_class(n, m), SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag,
-                        **prep.flags())
+                        TMA=tma, **prep.flags())
     used = triton.cdiv(n, launched["BM"]) * triton.cdiv(m, launched["BN"])
     return out[:used].to(torch.float64).sum()
 
@@ -211,10 +234,13 @@ class ChunkRunner:
         r, c, d = a.shape[0], b.shape[0], a.shape[1]
         launcher = configs.chunk_launcher(coef_chunk_kernel, self.prep.explicit, a.dtype, self.prep.precision)
         coef = self.coef[: r * c].view(r, c)
+        tma = tma_ready(self.prep, a, b)
+        a_in, b_in = row_operands(a, b, tma)
         launched = launcher(
-            lambda meta: (triton.cdiv(r, meta["BM"]), triton.cdiv(c, meta["BN"])), a, b, sq_a, sq_b,
-            self.prep.mu, self.prep.packed.params, coef, self.alpha_part, self.beta_part, self.value_part, r, c, d, a.stride(0), b.stride(0), size_class(r, c),
-            EXCLUDE_DIAG=exclude_diag, SAME=same, **self.prep.flags())
+            lambda meta: (triton.cdiv(r, meta["BM"]), triton.cdiv(c, meta["BN"])), a_in, b_in, sq_a, sq_b,
+            self.prep.mu, self.prep.packed.params, coef, self.alpha_part, self.beta_part, self.value_part,
+            r, c, d, a.stride(0), b.stride(0), size_class(r, c),
+            EXCLUDE_DIAG=exclude_diag, SAME=same, TMA=tma, **self.prep.flags())
         tr, tc = triton.cdiv(r, launched["BM"]), triton.cdiv(c, launched["BN"])
         alpha = self.alpha_part[: tc * r].view(tc, r).sum(0)
         beta = self.beta_part[: tr * c].view(tr, c).sum(0)

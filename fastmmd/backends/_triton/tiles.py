@@ -1,5 +1,5 @@
 """Tile geometry shared by the Triton kernels: loading a block of rows, and the inner products and squared
-distances of a tile of pairs."""
+distances of a tile of pairs (from pointers, or from tensor descriptors: the Hopper TMA unit's bulk copies)."""
 from __future__ import annotations
 
 import triton
@@ -77,4 +77,17 @@ def tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
             dot = matmul_nt(a, b, dot, PRECISION)
     if not EXPLICIT:
         r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
+    return dot, r2
+
+
+@triton.jit
+def tile_geometry_tma(AD, BD, row0, col0, d, sq_a, sq_b, PRECISION: tl.constexpr,
+                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    """(dot, r2) of rows row0.. of A and col0.. of B, each (BM, BN) float32, read through the tensor
+    descriptors AD (block [BM, BK]) and BD (block [BN, BK]); the copy engine fills what lies outside the
+    arrays with zeros, so no masks. r2 = max(|a|² + |b|² - 2 a.b, 0)."""
+    dot = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, d, BK):
+        dot = matmul_nt(AD.load([row0, k0]), BD.load([col0, k0]), dot, PRECISION)
+    r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
     return dot, r2

@@ -3,7 +3,8 @@
 Tiles are visited in groups of GROUP row blocks (consecutive programs share rows of A in L2). For a
 symmetric block (B is A) the programs below the diagonal return at once and those above it count twice;
 the diagonal i = j is left out with EXCLUDE_DIAG. Each program writes its fp32 tile sum to its own slot of
-OUT, and the host adds the slots in fp64 in a fixed order: the same bits on every run.
+OUT, and the host adds the slots in fp64 in a fixed order: the same bits on every run. With TMA, A and B are
+tensor descriptors (blocks [BM, BK]) instead of pointers.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import triton
 import triton.language as tl
 
 from fastmmd.backends._triton.terms import kernel_terms, tile_norms
-from fastmmd.backends._triton.tiles import tile_geometry
+from fastmmd.backends._triton.tiles import tile_geometry, tile_geometry_tma
 
 
 @triton.jit
@@ -19,7 +20,8 @@ def value_tiles_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, size_class,
                        SYMMETRIC: tl.constexpr, EXCLUDE_DIAG: tl.constexpr, FAMS: tl.constexpr,
                        NT: tl.constexpr, NEEDS_NORM: tl.constexpr, NEEDS_DOT: tl.constexpr,
                        EXPLICIT: tl.constexpr, CENTER: tl.constexpr, PRECISION: tl.constexpr,
-                       BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr):
+                       BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr,
+                       TMA: tl.constexpr):
     """OUT[t] = (weighted) sum of the kernel over tile t. Shapes: A (n, d), B (m, d) with row strides sa, sb;
     SQA (n,), SQB (m,) squared norms; MU (d,) pooled mean (read with CENTER); P the packed parameters.
     BM == BN. `size_class` only keys the autotuner."""
@@ -39,8 +41,11 @@ def value_tiles_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, size_class,
     offs_n = J.to(tl.int64) * BN + tl.arange(0, BN)
     sq_a = tl.load(SQA + offs_m, mask=offs_m < n, other=0.0)
     sq_b = tl.load(SQB + offs_n, mask=offs_n < m, other=0.0)
-    dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
-                            EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
+    if TMA:
+        dot, r2 = tile_geometry_tma(A, B, I * BM, J * BN, d, sq_a, sq_b, PRECISION, BM, BN, BK)
+    else:
+        dot, r2 = tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
+                                EXPLICIT, NEEDS_DOT, CENTER, PRECISION, BM, BN, BK)
     norm_a, norm_b = tile_norms(sq_a, sq_b, NEEDS_NORM)
     val, _, _ = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
     interior = ((I + 1) * BM <= n) & ((J + 1) * BN <= m)
