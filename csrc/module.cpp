@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_matmul.h"
 #include "kernel_terms.h"
 #include "pair_sum.h"
 
@@ -94,6 +95,56 @@ py::tuple pair_sum(const py::array& a, const py::array& b, const py::array& term
   throw py::type_error("a and b must be float32 or float64");
 }
 
+template <typename T>
+py::tuple run_matmul(const py::array& a_obj, const py::array& b_obj, const py::array& v_obj,
+                     const KernelSpec& spec, const fastmmd::KernelMatmulOptions& opt) {
+  auto a = py::array_t<T, py::array::c_style>::ensure(a_obj);
+  auto b = py::array_t<T, py::array::c_style>::ensure(b_obj);
+  auto v = py::array_t<T, py::array::c_style>::ensure(v_obj);
+  if (!a || !b || !v) throw py::type_error("a, b and v must be arrays of the same floating dtype");
+  const int64_t n = a.shape(0), m = b.shape(0), d = a.shape(1), p = v.shape(1);
+  py::array_t<T> out({n, p});
+  py::object sq = py::none();
+  T* sq_data = nullptr;
+  if (opt.want_sq) {
+    py::array_t<T> arr(n);
+    sq_data = arr.mutable_data();
+    sq = arr;
+  }
+  T* out_data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    fastmmd::kernel_matmul<T>(spec, a.data(), n, b.data(), m, d, v.data(), p, opt, out_data, sq_data);
+  }
+  return py::make_tuple(out, sq);
+}
+
+py::tuple kernel_matmul(const py::array& a, const py::array& b, const py::array& v, const py::array& terms,
+                        bool exclude_diag, bool want_sq, int num_threads) {
+  if (a.ndim() != 2) throw py::value_error("a must be 2-D (n, d)");
+  if (b.ndim() != 2) throw py::value_error("b must be 2-D (m, d)");
+  if (v.ndim() != 2) throw py::value_error("v must be 2-D (m, p)");
+  if (a.shape(1) != b.shape(1)) throw py::value_error("a and b must have the same number of columns");
+  if (a.shape(1) < 1) throw py::value_error("a and b must have at least one feature column");
+  if (v.shape(0) != b.shape(0)) throw py::value_error("v must have as many rows as b");
+  if (v.shape(1) < 1) throw py::value_error("v must have at least one column");
+  if (!a.dtype().is(b.dtype()) || !a.dtype().is(v.dtype()))
+    throw py::type_error("a, b and v must have the same dtype");
+  for (const py::array* arr : {&a, &b, &v})
+    if (!(arr->flags() & py::array::c_style)) throw py::value_error("a, b and v must be C-contiguous");
+  if (exclude_diag && a.shape(0) != b.shape(0))
+    throw py::value_error("exclude_diag needs as many rows in b as in a");
+  if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
+  const KernelSpec spec = parse_terms(terms);
+  fastmmd::KernelMatmulOptions opt;
+  opt.exclude_diag = exclude_diag;
+  opt.want_sq = want_sq;
+  opt.num_threads = num_threads;
+  if (a.dtype().is(py::dtype::of<float>())) return run_matmul<float>(a, b, v, spec, opt);
+  if (a.dtype().is(py::dtype::of<double>())) return run_matmul<double>(a, b, v, spec, opt);
+  throw py::type_error("a, b and v must be float32 or float64");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -102,6 +153,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("symmetric") = false, py::arg("exclude_diag") = false, py::arg("want_grad") = false,
         py::arg("num_threads") = 0,
         "Sum over pairs of k(a_i, b_j), and its gradients: (total, grad_a, grad_b).");
+  m.def("kernel_matmul", &kernel_matmul, py::arg("a"), py::arg("b"), py::arg("v"), py::arg("terms"),
+        py::arg("exclude_diag") = false, py::arg("want_sq") = false, py::arg("num_threads") = 0,
+        "K(a, b) @ v without forming K, and optionally the row sums of K∘K: (out, sq).");
   m.attr("GAUSSIAN") = int(fastmmd::GAUSSIAN);
   m.attr("RATIONAL_QUADRATIC") = int(fastmmd::RATIONAL_QUADRATIC);
   m.attr("LAPLACIAN") = int(fastmmd::LAPLACIAN);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "near_pairs.h"
 #include "operand.h"
 #include "simd.h"
 
@@ -39,32 +40,6 @@ template <typename T>
 void transpose_tile(const T* in, T* out) {
   for (int64_t i = 0; i < TS; ++i)
     for (int64_t j = 0; j < TS; ++j) out[j * TS + i] = in[i * TS + j];
-}
-
-// Squared distance from explicit differences, accumulated in double.
-template <typename T>
-T explicit_squared_distance(const T* a, const T* b, int64_t d) {
-  double s = 0;
-  for (int64_t k = 0; k < d; ++k) {
-    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-    s += diff * diff;
-  }
-  return static_cast<T>(s);
-}
-
-// Finds the columns of row i whose distance the inner-product formula cannot resolve (near_pair_threshold),
-// replaces their s.row.r2 by the explicit value and lists them in s.near. Only for kernels with |a - b|.
-template <typename T>
-void refine_near_pairs(const T* a_row, const T* b_block, int64_t dp, int64_t cols, int64_t skip, T sq_a,
-                       const T* sq_b, TileScratch<T>& s) {
-  s.near.clear();
-  T* r2 = s.row.r2.data();
-  const T threshold = near_pair_threshold<T>();
-  for (int64_t j = 0; j < cols; ++j) {
-    if (j == skip || r2[j] >= threshold * (sq_a + sq_b[j])) continue;
-    r2[j] = explicit_squared_distance(a_row, b_block + j * dp, dp);
-    s.near.push_back(j);
-  }
 }
 
 // One tile: rows I*TS.. of a against rows J*TS.. of b, weighted by `weight` (2 for an off-diagonal tile
@@ -102,7 +77,7 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
     const T* a_row = A.row_block(I) + i * dp;
     const int64_t skip = exclude_diag ? i0 + i - j0 : -1;  // the column of pair (i, i), if here
     if (spec.needs_r2) squared_distances_row<T>(TS, dot + i * TS, sq_a, sq_b, s.row);
-    if (spec.needs_sqrt) refine_near_pairs<T>(a_row, b_block, dp, cols, skip, sq_a, sq_b, s);
+    if (spec.needs_sqrt) refine_near_pairs<T>(a_row, b_block, dp, cols, skip, sq_a, sq_b, s.row, s.near);
     evaluate_row<T>(spec, TS, dot + i * TS, norm_b, norm_a, s.row);
     const T* val = s.row.val.data();
     T* d_r2 = s.row.d_r2.data();

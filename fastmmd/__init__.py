@@ -18,6 +18,11 @@ from fastmmd.kernels import (
     RationalQuadratic,
     get_kernel,
 )
+from fastmmd.ops.kernel_matmul import kernel_matmul
+from fastmmd.ops.median_bandwidth import median_bandwidth
+from fastmmd.ops.mmd2_and_variance import MMDVariance, mmd2_and_variance
+from fastmmd.ops.relative_mmd_test import RelativeTestResult, relative_mmd_test
+from fastmmd.ops.witness import witness
 from fastmmd.ops.mmd2 import mmd2
 
 __version__ = "0.1.0"
@@ -25,6 +30,13 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "mmd2",
+    "kernel_matmul",
+    "witness",
+    "mmd2_and_variance",
+    "MMDVariance",
+    "median_bandwidth",
+    "relative_mmd_test",
+    "RelativeTestResult",
     "Kernel",
     "KernelSum",
     "Gaussian",

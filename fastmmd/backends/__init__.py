@@ -54,9 +54,11 @@ def get_backend(name: str) -> Backend:
 
 
 def select_backend(
-    name: str, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, precision: str
+    name: str, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: Optional[str], precision: str,
+    op: str = "mmd2",
 ) -> Backend:
-    """The backend that computes `estimator` for x (n, d) and y (m, d) with `kernel`.
+    """The backend that runs `op` (mmd2 with `estimator`; kernel_matmul with estimator None) for x (n, d)
+    and y (m, d) with `kernel`.
 
     A named backend that cannot run the input, or "auto" when no backend of `AUTO_ORDER` can, raises a
     RuntimeError giving the reasons.
@@ -64,7 +66,7 @@ def select_backend(
     check_choice("backend", name, BACKEND_NAMES)
     if name != "auto":
         backend = BACKENDS[name]
-        reasons = backend.reasons(x, y, kernel, estimator, precision)
+        reasons = backend.reasons(x, y, kernel, estimator, precision, op)
         if reasons:
             raise RuntimeError(f"backend {name!r} cannot run this input: " + "; ".join(reasons))
         return backend
@@ -72,7 +74,7 @@ def select_backend(
     for candidate in AUTO_ORDER:
         backend = BACKENDS[candidate]
         # auto_reasons first: it is cheap, and spares importing a backend that would not be taken anyway.
-        reasons = backend.auto_reasons(x) or backend.reasons(x, y, kernel, estimator, precision)
+        reasons = backend.auto_reasons(x) or backend.reasons(x, y, kernel, estimator, precision, op)
         if not reasons:
             return BACKENDS[candidate]
         refused.append(f"  {candidate}: " + "; ".join(reasons))

@@ -51,10 +51,17 @@ class Backend(abc.ABC):
         """Why this backend cannot evaluate `kernel` in dimension d (empty: it can)."""
         return []
 
-    def reasons(self, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, precision: str) -> List[str]:
-        """Every reason this backend cannot compute `estimator` for x (n, d), y (m, d); empty if it can."""
+    def op_reasons(self, op: str) -> List[str]:
+        """Why this backend cannot run the op `op` ("mmd2", "kernel_matmul") at all (empty: it can)."""
+        return []
+
+    def reasons(self, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: Optional[str], precision: str,
+                op: str = "mmd2") -> List[str]:
+        """Every reason this backend cannot run `op` for x (n, d), y (m, d) (with `estimator` for mmd2, None
+        for the other ops); empty if it can."""
         missing = self.unavailable_reason()
         out = [] if missing is None else [missing]
+        out.extend(self.op_reasons(op))
         caps = self.capabilities
         if caps.devices is not None and x.device.type not in caps.devices:
             out.append(f"inputs on {x.device}; it runs on {', '.join(caps.devices)} tensors only")
@@ -63,7 +70,7 @@ class Backend(abc.ABC):
             out.append(f"dtype {x.dtype} not supported (supports {dtypes})")
         if precision not in caps.precisions:
             out.append(f"precision {precision!r} not supported (supports {', '.join(map(repr, caps.precisions))})")
-        if estimator not in caps.estimators:
+        if estimator is not None and estimator not in caps.estimators:
             out.append(f"estimator {estimator!r} not supported")
         out.extend(self.kernel_reasons(kernel, x.shape[1]))
         return out

@@ -106,3 +106,26 @@ class CpuBackend(Backend):
         grad_x = plan.xx_weight * g_xx + plan.xy_weight * g_xy_x
         grad_y = plan.yy_weight * g_yy + plan.xy_weight * g_xy_y
         return value, torch.from_numpy(grad_x), torch.from_numpy(grad_y)
+
+    def kernel_matmul(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        v: torch.Tensor,
+        terms: Sequence[float],
+        exclude_diag: bool,
+        want_sq: bool,
+        precision: str,
+        num_threads: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(K(a, b) @ v, row sums of K∘K) for a (n, d), b (m, d), v (m, p): (n, p) and (n,) in a's dtype
+        (the second empty, shape (0,), without `want_sq`). exclude_diag (n == m) leaves out the pairs i = i.
+        Translation-invariant kernels see a and b shifted by their pooled mean (same values, less
+        cancellation in |a|² + |b|² - 2aᵀb)."""
+        ext = _extension.require("cpu")
+        table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
+        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
+        aa, ba = _as_numpy_inputs(a, b, center)
+        va = v.detach().contiguous().numpy()
+        out, sq = ext.kernel_matmul(aa, ba, va, table, exclude_diag, want_sq, num_threads)
+        return torch.from_numpy(out), (torch.from_numpy(sq) if want_sq else a.new_empty((0,)))

@@ -6,9 +6,14 @@ A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by i
   owner kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
 - Value and gradients, larger d: chunks of launch.CHUNK² pairs; a Triton kernel writes the chunk's
   coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB).
+The kernel-matrix product K(a, b) @ v of `fastmmd.kernel_matmul` (and of the ops built on it) is one
+launch of `matvec_kernel`: each program owns a block of rows of a and of columns of v and streams b past
+them, so K is never stored and each output is written by one program (deterministic). Its backward is the
+same op with derivative kernels (fastmmd.ops.kernel_matmul).
 Precisions: "highest" (IEEE fp32 products, or fp64 for fp64 inputs; the inputs are centred on their
-pooled mean inside the kernels when the MMD² is shift invariant), "tf32", "bf16" (tensor cores, fp32
-accumulation). Tile sizes are autotuned per (d, problem size, precision, kernel families).
+pooled mean inside the kernels when the MMD² is shift invariant, or for a product when the kernel is
+translation invariant), "tf32", "bf16" (tensor cores, fp32 accumulation). Tile sizes are autotuned per
+(d, problem size, precision, kernel families).
 
 Under TRITON_INTERPRET=1 the same kernels run on CPU tensors (one fixed small tile size), which is how
 they are tested without a GPU; `backend="auto"` still sends CPU tensors to the cpu backend.
@@ -26,7 +31,7 @@ from fastmmd._estimators import pair_sum_plan
 from fastmmd._validation import ESTIMATORS
 from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
 from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
-from fastmmd.kernels import Kernel
+from fastmmd.kernels import TRANSLATION_INVARIANT_FAMILIES, Kernel
 
 MAX_POLYNOMIAL_DEGREE = 64
 TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
@@ -73,13 +78,18 @@ class TritonBackend(Backend):
     def unavailable_reason(self) -> Optional[str]:
         return _load_kernels()[1]
 
+    def op_reasons(self, op: str) -> List[str]:
+        if op not in ("mmd2", "kernel_matmul"):
+            return [f"{op} has no Triton kernel yet"]
+        return []
+
     def auto_reasons(self, x: torch.Tensor) -> List[str]:
         if x.device.type != "cuda":
             return ["CPU tensors go to the cpu backend (the Triton interpreter runs them only by name)"]
         return []
 
-    def reasons(self, x, y, kernel, estimator, precision) -> List[str]:
-        out = super().reasons(x, y, kernel, estimator, precision)
+    def reasons(self, x, y, kernel, estimator, precision, op="mmd2") -> List[str]:
+        out = super().reasons(x, y, kernel, estimator, precision, op)
         if x.dtype == torch.float64 and precision != "highest":
             out.append(f"precision {precision!r} applies to float32 inputs (float64 runs with 'highest')")
         return out
@@ -110,9 +120,38 @@ class TritonBackend(Backend):
         launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
         x, y = x.detach().contiguous(), y.detach().contiguous()
-        with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-            mode = TRITON_PRECISION[precision]
-            if mode == "bf16" and interpreting():
-                mode = "bf16-rounded"
-            return launch.mmd2_with_grads(x, y, terms, plan, need_grad, mode,
+        with _on_device(x):
+            return launch.mmd2_with_grads(x, y, terms, plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
+
+    def kernel_matmul(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        v: torch.Tensor,
+        terms: Sequence[float],
+        exclude_diag: bool,
+        want_sq: bool,
+        precision: str,
+        num_threads: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(K(a, b) @ v, row sums of K∘K) for a (n, d), b (m, d), v (m, p): (n, p) and (n,) in a's dtype
+        (the second empty, shape (0,), without `want_sq`). exclude_diag (n == m) leaves out the pairs i = i.
+        `precision` is the public name; `num_threads` (the CPU backend's) is not used."""
+        launch = _kernels.require("triton")
+        a, b, v = (t.detach().contiguous() for t in (a, b, v))
+        with _on_device(a):
+            return launch.kernel_matmul(a, b, v, terms, exclude_diag, want_sq, _kernel_precision(precision),
+                                        TRANSLATION_INVARIANT_FAMILIES)
+
+
+def _kernel_precision(precision: str) -> str:
+    """The kernels' PRECISION for a public precision name; bf16 products under the interpreter are fp32
+    products of operands rounded to bfloat16 (tiles.matmul_nt)."""
+    mode = TRITON_PRECISION[precision]
+    return "bf16-rounded" if mode == "bf16" and interpreting() else mode
+
+
+def _on_device(x: torch.Tensor):
+    """Launches go to x's GPU (not the current one)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()

@@ -1,0 +1,24 @@
+"""The row sums, column sums and sums of squares of kernel blocks, from the fused product K·1 (no n×m
+matrix), as the float64 `SelfBlock` / `CrossBlock` of fastmmd._moments."""
+from __future__ import annotations
+
+import torch
+
+from fastmmd._moments import CrossBlock, SelfBlock
+from fastmmd.backends import Backend
+from fastmmd.kernels import Kernel
+from fastmmd.ops.kernel_matmul import kernel_products
+
+
+def self_block(x: torch.Tensor, kernel: Kernel, backend: Backend, precision: str) -> SelfBlock:
+    """Statistics of K(x, x) without its diagonal; x (n, d)."""
+    ones = x.new_ones((x.shape[0], 1))
+    rows, squares = kernel_products(x, x, ones, kernel, backend, precision, exclude_diag=True, want_sq=True)
+    return SelfBlock(rows[:, 0].detach().double(), squares.detach().double().sum())
+
+
+def cross_block(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, backend: Backend, precision: str) -> CrossBlock:
+    """Statistics of K(x, y); x (n, d), y (m, d)."""
+    rows, squares = kernel_products(x, y, y.new_ones((y.shape[0], 1)), kernel, backend, precision, want_sq=True)
+    cols, _ = kernel_products(y, x, x.new_ones((x.shape[0], 1)), kernel, backend, precision)
+    return CrossBlock(rows[:, 0].detach().double(), cols[:, 0].detach().double(), squares.detach().double().sum())

@@ -1,0 +1,151 @@
+"""kernel_matmul: K(a, b) @ v without forming K, differentiable in a, b and v to any order.
+
+The fused backends run the custom op `fastmmd::kernel_matmul_fused`. Its backward is written with the same
+op (fastmmd._derivative_terms): for g = d loss / d out (n, p),
+    d/dv = K(b, a) @ g
+    d/da = 2 a ⊙ rowsum(g ⊙ K_r(a, b) @ v) + Σ_c g_c ⊙ (K_c(a, b) @ (v_c ⊙ b))
+    d/db = 2 b ⊙ rowsum(v ⊙ K_r(b, a) @ g) + Σ_c v_c ⊙ (K_c(b, a) @ (g_c ⊙ a))
+with K_r = dk/dr² and K_c = dk/d(aᵀb) - 2 dk/dr² (kernels again), so a backward through the backward
+(the MMD-GP penalty, gradgradcheck) is more of the same op. Derivatives in a and b need a kernel that is
+smooth at a = b (not Laplacian or Energy); d/dv works for every kernel. The reference backend computes
+K in float64 with torch and lets autograd differentiate it.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+import torch
+
+from fastmmd._arrays import as_tensors
+from fastmmd._derivative_terms import gradient_tables
+from fastmmd._validation import check_precision, check_same_space, check_samples
+from fastmmd.backends import Backend, get_backend, select_backend
+from fastmmd.kernels import Kernel, resolve_kernel
+
+__all__ = ["kernel_matmul", "kernel_products"]
+
+
+@torch.library.custom_op("fastmmd::kernel_matmul_fused", mutates_args=(), device_types=("cpu", "cuda"))
+def kernel_matmul_fused(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    v: torch.Tensor,
+    terms: List[float],
+    exclude_diag: bool,
+    want_sq: bool,
+    num_threads: int,
+    backend: str = "cpu",
+    precision: str = "highest",
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(K(a, b) @ v (n, p), row sums of K∘K (n,) or an empty (0,) tensor without want_sq) for a (n, d),
+    b (m, d), v (m, p). terms: the kernel's (T, 5) table flattened; exclude_diag (n = m) leaves out i = j."""
+    return get_backend(backend).kernel_matmul(a, b, v, terms, exclude_diag, want_sq, precision, num_threads)
+
+
+@kernel_matmul_fused.register_fake
+def _kernel_matmul_fused_fake(a, b, v, terms, exclude_diag, want_sq, num_threads, backend="cpu",
+                              precision="highest"):
+    return a.new_empty((a.shape[0], v.shape[1])), a.new_empty((a.shape[0],) if want_sq else (0,))
+
+
+def _setup_context(ctx, inputs, output):
+    a, b, v, terms, exclude_diag, _, num_threads, backend, precision = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(a, b, v)
+    ctx.options = (terms, exclude_diag, num_threads, backend, precision)
+
+
+def _product(a, b, v, table: np.ndarray, options) -> torch.Tensor:
+    """K_table(a, b) @ v through the (differentiable) op; zeros for an empty table."""
+    _, exclude_diag, num_threads, backend, precision = options
+    if table.shape[0] == 0:
+        return a.new_zeros((a.shape[0], v.shape[1]))
+    out, _ = kernel_matmul_fused(a, b, v.contiguous(), table.ravel().tolist(), exclude_diag, False, num_threads,
+                                 backend, precision)
+    return out
+
+
+def _point_gradient(a, b, v, g, tables, options) -> torch.Tensor:
+    """d/da of Σ_i g_i · (K(a, b) @ v)_i: a (n, d), b (m, d), v (m, p), g (n, p) -> (n, d)."""
+    m, p, d = b.shape[0], v.shape[1], a.shape[1]
+    radial = _product(a, b, v, tables.radial, options)  # (n, p)
+    weighted_b = (v[:, :, None] * b[:, None, :]).reshape(m, p * d)
+    combined = _product(a, b, weighted_b, tables.combined, options).reshape(-1, p, d)
+    return 2.0 * a * (g * radial).sum(1, keepdim=True) + torch.einsum("nc,ncd->nd", g, combined)
+
+
+def _backward(ctx, grad_out, _grad_sq):
+    a, b, v = ctx.saved_tensors
+    terms = ctx.options[0]
+    grad_a = grad_b = grad_v = None
+    if ctx.needs_input_grad[2]:
+        grad_v = _product(b, a, grad_out, np.asarray(terms).reshape(-1, 5), ctx.options)
+    if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+        tables = gradient_tables(np.asarray(terms, dtype=np.float64).reshape(-1, 5))
+        if ctx.needs_input_grad[0]:
+            grad_a = _point_gradient(a, b, v, grad_out, tables, ctx.options)
+        if ctx.needs_input_grad[1]:
+            grad_b = _point_gradient(b, a, grad_out, v, tables, ctx.options)
+    return grad_a, grad_b, grad_v, None, None, None, None, None, None
+
+
+kernel_matmul_fused.register_autograd(_backward, setup_context=_setup_context)
+
+
+def kernel_products(a: torch.Tensor, b: torch.Tensor, v: torch.Tensor, kernel: Kernel, backend: Backend,
+                    precision: str, exclude_diag: bool = False, want_sq: bool = False
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(K(a, b) @ v, row sums of K∘K or an empty tensor) on a chosen backend, for inputs already checked.
+
+    a (n, d), b (m, d), v (m, p) -> (n, p), (n,). The reference backend materialises K in float64 and
+    returns a's dtype; the fused ones go through `fastmmd::kernel_matmul_fused`. exclude_diag needs n = m.
+    """
+    if not backend.fused:
+        a64, b64, v64 = a.to(torch.float64), b.to(torch.float64), v.to(torch.float64)
+        gram = kernel.gram(a64, b64)
+        if exclude_diag:
+            gram = gram * (1.0 - torch.eye(a.shape[0], dtype=gram.dtype, device=gram.device))
+        sq = (gram * gram).sum(1).to(a.dtype) if want_sq else a.new_empty((0,))
+        return (gram @ v64).to(a.dtype), sq
+    terms = kernel.terms(a.shape[1]).ravel().tolist()
+    return kernel_matmul_fused(a, b, v.contiguous(), terms, exclude_diag, want_sq, torch.get_num_threads(),
+                               backend.name, precision)
+
+
+def kernel_matmul(a, b, v, kernel="gaussian", backend="auto", precision="highest"):
+    """K(a, b) @ v without forming the (n, m) matrix K, differentiable in a, b and v.
+
+    Args:
+        a: (n, d) points, b: (m, d) points (tensors or numpy arrays; same d, dtype and device).
+        v: (m,) or (m, p) weights, same dtype and device; the result has v's shape with n rows.
+        kernel: a `fastmmd.kernels.Kernel` or a name; derivatives in a and b need one that is smooth at
+            a = b (every kernel but Laplacian and Energy); derivatives in v work for all.
+        backend: "auto", "triton", "cpu" or "reference"; precision: "highest", "tf32", "bf16" (GPU).
+    Returns: (n,) or (n, p): out_i = Σ_j k(a_i, b_j) v_j. Memory beyond the output: O((n + m)·d + m·p).
+    """
+    (a, b, v), output = as_tensors(a=a, b=b, v=v)
+    kernel = resolve_kernel(kernel)
+    check_precision(precision)
+    check_samples(a, "a")
+    check_samples(b, "b")
+    check_same_space(a, b, ("a", "b"))
+    vector = v.dim() == 1
+    check_weights(v, b, "v")
+    chosen = select_backend(backend, a, b, kernel, None, precision, op="kernel_matmul")
+    out, _ = kernel_products(a, b, v[:, None] if vector else v, kernel, chosen, precision)
+    return output(out[:, 0] if vector else out)
+
+
+def check_weights(v: torch.Tensor, b: torch.Tensor, name: str) -> None:
+    """v: (m,) or (m, p) with p >= 1, b's row count, dtype and device."""
+    if v.dim() not in (1, 2):
+        raise ValueError(f"{name} must be 1-D (m,) or 2-D (m, p); got shape {tuple(v.shape)}")
+    if v.shape[0] != b.shape[0]:
+        raise ValueError(f"{name} must have one row per point of b: b has {b.shape[0]}, {name} {tuple(v.shape)}")
+    if v.dim() == 2 and v.shape[1] == 0:
+        raise ValueError(f"{name} has no columns; shape {tuple(v.shape)}")
+    if v.dtype != b.dtype:
+        raise TypeError(f"{name} must have the dtype of the points ({b.dtype}); got {v.dtype}")
+    if v.device != b.device:
+        raise ValueError(f"{name} must be on the device of the points ({b.device}); got {v.device}")

@@ -1,0 +1,48 @@
+"""median_bandwidth: the median heuristic, the median distance between distinct points of the pooled sample."""
+from __future__ import annotations
+
+import torch
+
+from fastmmd._arrays import as_tensors
+from fastmmd._validation import check_same_space, check_samples
+
+__all__ = ["median_bandwidth"]
+
+
+def median_bandwidth(x, y=None, max_points=1000, seed=0) -> float:
+    """Median of |a - b| over the pairs of distinct points of the pool [x; y] (x (n, d), y (m, d) or None).
+
+    Pools of more than `max_points` points are subsampled (without replacement, seeded by `seed`) first:
+    the distances of max_points² / 2 pairs are formed (in float64), so memory is O(max_points²), not O(n²).
+    Returns a Python float; a ValueError if that median is 0 (over half the pairs coincide), which is no
+    bandwidth. Use it as `Gaussian(bandwidth=median_bandwidth(x, y))`.
+    """
+    (x,), _ = as_tensors(x=x)
+    check_samples(x, "x")
+    pool = x
+    if y is not None:
+        (y,), _ = as_tensors(y=y)
+        check_samples(y, "y")
+        check_same_space(x, y)
+        pool = torch.cat([x, y])
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
+        raise ValueError(f"max_points must be an integer >= 2; got {max_points!r}")
+    if pool.shape[0] < 2:
+        raise ValueError("median_bandwidth needs at least 2 points in x and y together")
+    pool = pool.detach()
+    if pool.shape[0] > max_points:
+        gen = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(pool.shape[0], generator=gen)[:max_points].to(pool.device)
+        pool = pool[pick]
+    pool = pool.to(torch.float64)
+    if not torch.isfinite(pool).all():
+        raise ValueError("x and y must be finite (median_bandwidth found NaN or inf)")
+    distances = torch.cdist(pool, pool)
+    rows, cols = torch.triu_indices(pool.shape[0], pool.shape[0], offset=1, device=pool.device)
+    values = distances[rows, cols]
+    count = values.numel()  # the usual median: the mean of the two middle values when the count is even
+    median = 0.5 * float(values.kthvalue((count + 1) // 2).values + values.kthvalue(count // 2 + 1).values)
+    if median == 0.0:
+        raise ValueError("the median distance between the points is 0 (most of them coincide); "
+                         "no bandwidth can be derived from it")
+    return median
