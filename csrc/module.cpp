@@ -96,6 +96,52 @@ py::tuple pair_sum(const py::array& a, const py::array& b, const py::array& term
 }
 
 template <typename T>
+py::tuple run_stats(const py::array& a_obj, const py::array& b_obj, const KernelSpec& spec,
+                    const PairSumOptions& opt) {
+  auto a = py::array_t<T, py::array::c_style>::ensure(a_obj);
+  auto b = py::array_t<T, py::array::c_style>::ensure(b_obj);
+  if (!a || !b) throw py::type_error("a and b must be arrays of the same floating dtype");
+  const int64_t n = a.shape(0), m = b.shape(0), d = a.shape(1);
+  if (d < 1) throw py::value_error("a and b must have at least one feature column");
+  if (opt.exclude_diag && n != m) throw py::value_error("exclude_diag needs as many rows in b as in a");
+  py::array_t<double> rows(n);
+  py::object cols = py::none();
+  fastmmd::PairStats stats;
+  stats.rows = rows.mutable_data();
+  if (!opt.symmetric) {
+    py::array_t<double> arr(m);
+    stats.cols = arr.mutable_data();
+    cols = arr;
+  }
+  double total;
+  {
+    py::gil_scoped_release release;
+    total = fastmmd::pair_sum<T>(spec, a.data(), n, b.data(), m, d, opt, nullptr, nullptr, &stats);
+  }
+  return py::make_tuple(total, rows, cols, stats.squares);
+}
+
+py::tuple pair_stats(const py::array& a, const py::array& b, const py::array& terms, bool symmetric,
+                     bool exclude_diag, int num_threads) {
+  if (a.ndim() != 2) throw py::value_error("a must be 2-D (n, d)");
+  if (b.ndim() != 2) throw py::value_error("b must be 2-D (m, d)");
+  if (a.shape(1) != b.shape(1)) throw py::value_error("a and b must have the same number of columns");
+  if (!a.dtype().is(b.dtype())) throw py::type_error("a and b must have the same dtype");
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
+  if (!(b.flags() & py::array::c_style)) throw py::value_error("b must be C-contiguous");
+  if (symmetric && !a.is(b)) throw py::value_error("symmetric=True needs b to be a itself");
+  if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
+  const KernelSpec spec = parse_terms(terms);
+  PairSumOptions opt;
+  opt.symmetric = symmetric;
+  opt.exclude_diag = exclude_diag;
+  opt.num_threads = num_threads;
+  if (a.dtype().is(py::dtype::of<float>())) return run_stats<float>(a, b, spec, opt);
+  if (a.dtype().is(py::dtype::of<double>())) return run_stats<double>(a, b, spec, opt);
+  throw py::type_error("a and b must be float32 or float64");
+}
+
+template <typename T>
 py::tuple run_matmul(const py::array& a_obj, const py::array& b_obj, const py::array& v_obj,
                      const KernelSpec& spec, const fastmmd::KernelMatmulOptions& opt) {
   auto a = py::array_t<T, py::array::c_style>::ensure(a_obj);
@@ -153,6 +199,10 @@ PYBIND11_MODULE(_C, m) {
         py::arg("symmetric") = false, py::arg("exclude_diag") = false, py::arg("want_grad") = false,
         py::arg("num_threads") = 0,
         "Sum over pairs of k(a_i, b_j), and its gradients: (total, grad_a, grad_b).");
+  m.def("pair_stats", &pair_stats, py::arg("a"), py::arg("b"), py::arg("terms"), py::arg("symmetric") = false,
+        py::arg("exclude_diag") = false, py::arg("num_threads") = 0,
+        "Sum over pairs of k(a_i, b_j) with its row sums, column sums and sum of squares: "
+        "(total, rows, cols, squares).");
   m.def("kernel_matmul", &kernel_matmul, py::arg("a"), py::arg("b"), py::arg("v"), py::arg("terms"),
         py::arg("exclude_diag") = false, py::arg("want_sq") = false, py::arg("num_threads") = 0,
         "K(a, b) @ v without forming K, and optionally the row sums of K∘K: (out, sq).");

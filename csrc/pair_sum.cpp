@@ -16,12 +16,12 @@ namespace {
 template <typename T>
 struct TileScratch {
   Buffer<T> dot, coef, coef_t;
-  std::vector<T> row_alpha, col_alpha, col_count;
+  std::vector<T> row_alpha, col_alpha, col_count, col_sum;
   RowScratch<T> row;
   std::vector<int64_t> near;  // columns of the current row whose distance is recomputed explicitly
   TileScratch()
       : dot(TS * TS), coef(TS * TS), coef_t(TS * TS), row_alpha(TS), col_alpha(TS), col_count(TS),
-        row(TS) {
+        col_sum(TS), row(TS) {
     near.reserve(TS);
   }
 };
@@ -48,10 +48,18 @@ void transpose_tile(const T* in, T* out) {
 //   d/da_i = sum_j dk/dr2 * 2 (a_i - b_j) + dk/ddot * b_j, assembled as row_alpha_i a_i + sum_j coef_ij b_j
 // with two GEMMs; the radial part of a near pair is added from its explicit difference a_i - b_j instead,
 // since alpha a_i - coef b_j would cancel to noise of the size of a_i.
+// With stats, the tile's raw (unweighted) row sums of k are added to stats.rows (rows of a), its column sums to
+// stats.cols (rows of b) and weight * its sum of k^2 to *stats.squares.
+struct TileStats {
+  double* rows = nullptr;
+  double* cols = nullptr;
+  double* squares = nullptr;
+};
+
 template <typename T>
 double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, const Operand<T>& B,
                     int64_t J, bool exclude_diag, T weight, TileScratch<T>& s, T* grad_rows,
-                    T* grad_cols) {
+                    T* grad_cols, const TileStats& stats) {
   const int64_t i0 = I * TS, j0 = J * TS, dp = A.dp;
   const int64_t rows = std::min(TS, A.n - i0), cols = std::min(TS, B.n - j0);
   T* dot = s.dot.data();
@@ -70,7 +78,10 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
   const T* norm_b = B.norm.data() + j0;
   const T* b_block = B.row_block(J);
   const T energy = static_cast<T>(spec.energy_weight);
-  double total = 0;
+  const bool want_stats = stats.rows != nullptr;
+  T* col_sum = s.col_sum.data();
+  if (want_stats) std::fill(col_sum, col_sum + TS, T(0));
+  double total = 0, squares = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const T norm_a = A.norm.data()[i0 + i];
     const T sq_a = A.sq.data()[i0 + i];
@@ -113,8 +124,24 @@ double process_tile(const KernelSpec& spec, const Operand<T>& A, int64_t I, cons
       }
     }
     total += static_cast<double>(row_sum);
+    if (want_stats) {
+      T row_squares = 0;
+#pragma omp simd reduction(+ : row_squares)
+      for (int64_t j = 0; j < TS; ++j) {
+        const T kept = (j < cols && j != skip) ? val[j] : T(0);
+        col_sum[j] += kept;  // unused (and harmless) when stats.cols is null
+        row_squares += kept * kept;
+      }
+      stats.rows[i] += static_cast<double>(row_sum);
+      squares += static_cast<double>(row_squares);
+    }
     if (grads)
       s.row_alpha[i] = alpha + (norm_a > 0 ? weight * energy * count / norm_a : T(0));
+  }
+  if (want_stats) {
+    if (stats.cols)
+      for (int64_t j = 0; j < cols; ++j) stats.cols[j] += static_cast<double>(col_sum[j]);
+    *stats.squares += static_cast<double>(weight) * squares;
   }
   if (!grads) return static_cast<double>(weight) * total;
 
@@ -179,7 +206,7 @@ Grid choose_grid(int64_t blocks_a, int64_t blocks_b, int64_t slot_bytes_a, int64
 
 template <typename T>
 double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64_t m, int64_t d,
-                const PairSumOptions& opt, T* grad_a, T* grad_b) {
+                const PairSumOptions& opt, T* grad_a, T* grad_b, PairStats* stats) {
   const int threads = opt.num_threads > 0 ? opt.num_threads : omp_get_max_threads();
   const Operand<T> A(a, n, d);
   const Operand<T>* Bp = &A;
@@ -196,7 +223,13 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
     for (int64_t c = 0; c < grid.C; ++c) row_slots.emplace_back(A.n_pad * dp);
     for (int64_t r = 0; r < grid.R; ++r) col_slots.emplace_back(B.n_pad * dp);
   }
-  std::vector<double> cell_total(cells, 0.0);
+  std::vector<double> cell_total(cells, 0.0), cell_squares(cells, 0.0);
+  // Statistics slots, like the gradient slots: row sums per column group, column sums per row group.
+  std::vector<std::vector<double>> row_stat_slots, col_stat_slots;
+  if (stats) {
+    row_stat_slots.assign(grid.C, std::vector<double>(A.n_pad, 0.0));
+    col_stat_slots.assign(grid.R, std::vector<double>(B.n_pad, 0.0));
+  }
 
 #pragma omp parallel num_threads(threads)
   {
@@ -211,8 +244,15 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
           const T weight = (opt.symmetric && J != I) ? T(2) : T(1);
           T* grad_rows = opt.want_grad ? row_slots[c].data() + I * TS * dp : nullptr;
           T* grad_cols = opt.want_grad ? col_slots[r].data() + J * TS * dp : nullptr;
+          TileStats tile_stats;
+          if (stats) {
+            tile_stats.rows = row_stat_slots[c].data() + I * TS;
+            // A diagonal tile of a symmetric block holds both orders of its pairs: its row sums are complete.
+            tile_stats.cols = (opt.symmetric && I == J) ? nullptr : col_stat_slots[r].data() + J * TS;
+            tile_stats.squares = &cell_squares[cell];
+          }
           total += process_tile<T>(spec, A, I, B, J, opt.exclude_diag, weight, scratch,
-                                   grad_rows, grad_cols);
+                                   grad_rows, grad_cols, tile_stats);
         }
       }
       cell_total[cell] = total;
@@ -221,6 +261,25 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
 
   double total = 0;
   for (double t : cell_total) total += t;
+  if (stats) {
+    stats->squares = 0;
+    for (double q : cell_squares) stats->squares += q;
+    // A symmetric block's column sums are row sums too (the other order of the same pairs).
+    for (int64_t i = 0; i < n; ++i) {
+      double r_sum = 0;
+      for (const auto& slot : row_stat_slots) r_sum += slot[i];
+      if (opt.symmetric)
+        for (const auto& slot : col_stat_slots) r_sum += slot[i];
+      stats->rows[i] = r_sum;
+    }
+    if (!opt.symmetric) {
+      for (int64_t j = 0; j < m; ++j) {
+        double c_sum = 0;
+        for (const auto& slot : col_stat_slots) c_sum += slot[j];
+        stats->cols[j] = c_sum;
+      }
+    }
+  }
   if (!opt.want_grad) return total;
 
   // Sum the slots in a fixed order; with symmetric, a's gradient has both sides.
@@ -248,8 +307,8 @@ double pair_sum(const KernelSpec& spec, const T* a, int64_t n, const T* b, int64
 }
 
 template double pair_sum<float>(const KernelSpec&, const float*, int64_t, const float*, int64_t,
-                                int64_t, const PairSumOptions&, float*, float*);
+                                int64_t, const PairSumOptions&, float*, float*, PairStats*);
 template double pair_sum<double>(const KernelSpec&, const double*, int64_t, const double*, int64_t,
-                                 int64_t, const PairSumOptions&, double*, double*);
+                                 int64_t, const PairSumOptions&, double*, double*, PairStats*);
 
 }  // namespace fastmmd

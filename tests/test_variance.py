@@ -55,6 +55,32 @@ def test_float32_cpu_agrees_with_the_reference():
     assert abs(float(var32) - float(var64)) < 1e-4 * abs(float(var64))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case_name", ["gaussian_mix", "rq_1dot", "laplacian", "energy"])
+def test_one_pass_statistics_equal_the_products(case_name, dtype, monkeypatch):
+    """The C++ one-pass statistics (each unordered pair of a symmetric block once) against the brute force,
+    and the route through kernel_matmul products that backends without that pass take."""
+    from brute_force import gram
+    from fastmmd._block_stats import cross_block, self_block
+    from fastmmd.backends import get_backend
+
+    case, cpu = CASE_BY_NAME[case_name], get_backend("cpu")
+    x64, y64 = sample_xy(211, 97, 5, seed=12)
+    x, y, kernel = x64.to(dtype), y64.to(dtype), case.make(5)
+    K_xx = gram(case.terms(5), x64.numpy(), x64.numpy())
+    np.fill_diagonal(K_xx, 0.0)
+    K_xy = gram(case.terms(5), x64.numpy(), y64.numpy())
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    routes = {"one pass": (self_block(x, kernel, cpu, "highest"), cross_block(x, y, kernel, cpu, "highest"))}
+    monkeypatch.setattr(type(cpu), "pair_stats", lambda self, *args: None)
+    routes["products"] = (self_block(x, kernel, cpu, "highest"), cross_block(x, y, kernel, cpu, "highest"))
+    for route, (xx, xy) in routes.items():
+        for got, want in ((xx.rows, K_xx.sum(1)), (xy.rows, K_xy.sum(1)), (xy.cols, K_xy.sum(0)),
+                          (xx.squares, (K_xx ** 2).sum()), (xy.squares, (K_xy ** 2).sum())):
+            scale = float(np.max(np.abs(want)))
+            assert float(np.max(np.abs(got.numpy() - want))) <= tol * scale, route
+
+
 def _explicit_moments(K):
     """Means over distinct index tuples of a symmetric block with zero diagonal, by enumeration."""
     n = K.shape[0]

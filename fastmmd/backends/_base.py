@@ -51,6 +51,13 @@ class Backend(abc.ABC):
         """Why this backend cannot evaluate `kernel` in dimension d (empty: it can)."""
         return []
 
+    def pair_stats(self, a: torch.Tensor, b: torch.Tensor, terms, symmetric: bool, exclude_diag: bool,
+                   precision: str, num_threads: int) -> Optional[tuple]:
+        """One fused pass giving (total, rows (n,), cols (m,) or None when symmetric, squares) of the block
+        K(a, b) (rows: Σ_j k(a_i, b_j); squares: Σ k²), float64 tensors / floats; None when this backend has
+        no such pass (callers then use two kernel_matmul products)."""
+        return None
+
     def op_reasons(self, op: str) -> List[str]:
         """Why this backend cannot run the op `op` ("mmd2", "kernel_matmul") at all (empty: it can)."""
         return []

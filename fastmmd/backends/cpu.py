@@ -129,3 +129,13 @@ class CpuBackend(Backend):
         va = v.detach().contiguous().numpy()
         out, sq = ext.kernel_matmul(aa, ba, va, table, exclude_diag, want_sq, num_threads)
         return torch.from_numpy(out), (torch.from_numpy(sq) if want_sq else a.new_empty((0,)))
+
+    def pair_stats(self, a, b, terms, symmetric, exclude_diag, precision, num_threads):
+        """The C++ pair_stats pass (csrc/INTERFACE.md): each unordered pair once for a symmetric block."""
+        ext = _extension.require("cpu")
+        table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
+        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
+        aa, ba = _as_numpy_inputs(a, b, center)
+        total, rows, cols, squares = ext.pair_stats(aa, aa if symmetric else ba, table, symmetric, exclude_diag,
+                                                    num_threads)
+        return total, torch.from_numpy(rows), None if cols is None else torch.from_numpy(cols), squares
