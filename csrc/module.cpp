@@ -74,8 +74,9 @@ py::tuple run(const py::array& a_obj, const py::array& b_obj, const KernelSpec& 
   return py::make_tuple(total, grad_a, grad_b);
 }
 
-py::tuple pair_sum(const py::array& a, const py::array& b, const py::array& terms, bool symmetric,
-                   bool exclude_diag, bool want_grad, int num_threads) {
+// The checks shared by pair_sum and pair_stats, and their options.
+PairSumOptions checked_pair_options(const py::array& a, const py::array& b, bool symmetric, bool exclude_diag,
+                                    bool want_grad, int num_threads) {
   if (a.ndim() != 2) throw py::value_error("a must be 2-D (n, d)");
   if (b.ndim() != 2) throw py::value_error("b must be 2-D (m, d)");
   if (a.shape(1) != b.shape(1)) throw py::value_error("a and b must have the same number of columns");
@@ -84,12 +85,18 @@ py::tuple pair_sum(const py::array& a, const py::array& b, const py::array& term
   if (!(b.flags() & py::array::c_style)) throw py::value_error("b must be C-contiguous");
   if (symmetric && !a.is(b)) throw py::value_error("symmetric=True needs b to be a itself");
   if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
-  const KernelSpec spec = parse_terms(terms);
   PairSumOptions opt;
   opt.symmetric = symmetric;
   opt.exclude_diag = exclude_diag;
   opt.want_grad = want_grad;
   opt.num_threads = num_threads;
+  return opt;
+}
+
+py::tuple pair_sum(const py::array& a, const py::array& b, const py::array& terms, bool symmetric,
+                   bool exclude_diag, bool want_grad, int num_threads) {
+  const PairSumOptions opt = checked_pair_options(a, b, symmetric, exclude_diag, want_grad, num_threads);
+  const KernelSpec spec = parse_terms(terms);
   if (a.dtype().is(py::dtype::of<float>())) return run<float>(a, b, spec, opt);
   if (a.dtype().is(py::dtype::of<double>())) return run<double>(a, b, spec, opt);
   throw py::type_error("a and b must be float32 or float64");
@@ -123,19 +130,8 @@ py::tuple run_stats(const py::array& a_obj, const py::array& b_obj, const Kernel
 
 py::tuple pair_stats(const py::array& a, const py::array& b, const py::array& terms, bool symmetric,
                      bool exclude_diag, int num_threads) {
-  if (a.ndim() != 2) throw py::value_error("a must be 2-D (n, d)");
-  if (b.ndim() != 2) throw py::value_error("b must be 2-D (m, d)");
-  if (a.shape(1) != b.shape(1)) throw py::value_error("a and b must have the same number of columns");
-  if (!a.dtype().is(b.dtype())) throw py::type_error("a and b must have the same dtype");
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
-  if (!(b.flags() & py::array::c_style)) throw py::value_error("b must be C-contiguous");
-  if (symmetric && !a.is(b)) throw py::value_error("symmetric=True needs b to be a itself");
-  if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
+  const PairSumOptions opt = checked_pair_options(a, b, symmetric, exclude_diag, false, num_threads);
   const KernelSpec spec = parse_terms(terms);
-  PairSumOptions opt;
-  opt.symmetric = symmetric;
-  opt.exclude_diag = exclude_diag;
-  opt.num_threads = num_threads;
   if (a.dtype().is(py::dtype::of<float>())) return run_stats<float>(a, b, spec, opt);
   if (a.dtype().is(py::dtype::of<double>())) return run_stats<double>(a, b, spec, opt);
   throw py::type_error("a and b must be float32 or float64");
