@@ -21,6 +21,7 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from fastmmd.backends._triton import configs  # noqa: E402
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel  # noqa: E402
+from fastmmd.backends._triton.matvec import matvec_kernel  # noqa: E402
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel  # noqa: E402
 from fastmmd.backends._triton.value import value_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.value_rows import value_rows_kernel  # noqa: E402
@@ -98,6 +99,13 @@ def variants():
                                  "VALUE_PART"], ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
                 sig = with_descriptors(sig, config) if tma else sig
                 yield f"coef_chunk {kind} {dtype} {precision} tma={tma}", coef_chunk_kernel, sig, consts, config
+        # The narrowest and the widest column block of v (a wider one leaves fewer tiles in the budget).
+        for pb in sorted({configs.matvec_column_block(1, dtype), configs.matvec_column_block(1 << 20, dtype)}):
+            for config in representative(configs._matvec_configs(explicit, dtype, precision, pb)):
+                consts = dict(EXCLUDE_DIAG=True, WANT_SQ=True, PB=pb, **f, **config.kwargs)
+                sig = signature(["A", "B", "V", "SQA", "SQB", "MU", "P", "OUT", "SQ"],
+                                ["n", "m", "p", "d", "sa", "sb", "sv", "so", "size_class"], dtype, consts)
+                yield f"matvec {kind} {dtype} {precision} PB={pb}", matvec_kernel, sig, consts, config
         for d in ((64,) if explicit else (64, 128, 256)):
             bd = configs.padded_dim(d)
             for config in representative(configs._owner_configs(explicit, dtype, d)):

@@ -6,8 +6,8 @@ A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by i
   owner kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
 - Value and gradients, larger d: chunks of launch.CHUNK² pairs; a Triton kernel writes the chunk's
   coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB).
-The kernel-matrix product K(a, b) @ v of `fastmmd.kernel_matmul` (and of the ops built on it) is one
-launch of `matvec_kernel`: each program owns a block of rows of a and of columns of v and streams b past
+The kernel-matrix product K(a, b) @ v of `fastmmd.kernel_matmul` (and of the ops built on it) runs in
+`matvec_kernel`: each program owns a block of rows of a and of columns of v and streams b past
 them, so K is never stored and each output is written by one program (deterministic). Its backward is the
 same op with derivative kernels (fastmmd.ops.kernel_matmul).
 Precisions: "highest" (IEEE fp32 products, or fp64 for fp64 inputs; the inputs are centred on their

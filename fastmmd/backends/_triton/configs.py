@@ -114,6 +114,42 @@ def _value_rows_configs(dtype: torch.dtype, d: int) -> List[triton.Config]:
     return _fitting_configs(shapes, bd, dtype)
 
 
+def matvec_column_block(p: int, dtype: torch.dtype) -> int:
+    """PB, the columns of v one program of the kernel-matrix product holds: p rounded up to a power of two
+    (at least 16, tl.dot's smallest), at most 128 (64 in float64); wider v takes several column blocks."""
+    return min(max(MIN_TILE, triton.next_power_of_2(p)), 64 if dtype == torch.float64 else 128)
+
+
+def _matvec_configs(explicit: bool, dtype: torch.dtype, precision: str, pb: int) -> List[triton.Config]:
+    """(BM, BN, BK) tiles of the kernel-matrix product: BM rows of a, BN rows of b per step, a BK loop over
+    the features; those whose shared memory (with PB columns of v) fits the budget."""
+    if interpreting():
+        return [_config(16, 16, 4, 1, BK=16)]
+    # With the four-family kernel of tests/aot_compile_triton.py, the first of each list spills at most a few
+    # dozen bytes of registers on sm_90 for PB = 16 and 128 (64); 128 x 128 tiles and BK = 64 spilled KiBs.
+    if explicit:
+        shapes = [(32, 32, 8, 4, 1), (64, 32, 8, 4, 1), (64, 32, 8, 8, 1), (64, 64, 4, 8, 1)]
+    elif dtype == torch.float64:
+        shapes = [(64, 32, 16, 8, 2), (64, 64, 16, 8, 2), (32, 32, 16, 4, 2), (32, 64, 16, 4, 2)]
+    elif precision == "ieee":
+        shapes = [(64, 64, 32, 8, 3), (128, 32, 32, 8, 3), (64, 32, 32, 4, 3), (128, 64, 32, 8, 3)]
+    elif precision == "bf16":
+        shapes = [(64, 64, 32, 8, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (128, 32, 32, 8, 3)]
+    else:  # tf32
+        shapes = [(64, 64, 32, 8, 3), (128, 32, 32, 8, 3), (64, 128, 32, 8, 3), (128, 64, 32, 8, 3)]
+    size = torch.finfo(dtype).bits // 8
+    fits = [s for s in shapes if _matvec_shared_bytes(s, pb, size) <= _SHARED_BUDGET]
+    return [_config(bm, bn, w, st, BK=bk) for bm, bn, bk, w, st in (fits or [(16, 16, 16, 4, 1)])]
+
+
+def _matvec_shared_bytes(shape, pb: int, size: int) -> int:
+    """Shared memory of the product kernel, an upper bound of what the compiler allocated for sm_90: either
+    `stages` copies of the a and b tiles of the feature loop, or the v tile and the K tile staged for
+    tl.dot (the two are not live at the same time)."""
+    bm, bn, bk, _, stages = shape
+    return max(max(stages, 1) * (bm + bn) * bk, bn * pb + bm * bn) * size
+
+
 def segment_alignment() -> int:
     """A multiple of every BN of _value_rows_configs: the streaming kernel's segments must not split tiles."""
     return 16 if interpreting() else 256
@@ -180,3 +216,9 @@ def owner_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, d
         kernel, _owner_configs(explicit, dtype, d),
         key=["d", "size_class", "EXCLUDE_DIAG", "SAME", "ACCUMULATE", "WANT_VALUE", *_FLAG_KEYS],
         restore=["GRAD"]))
+
+
+def matvec_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, pb: int) -> Launcher:
+    return _cached(("matvec", explicit, dtype, precision, pb), lambda: Launcher(
+        kernel, _matvec_configs(explicit, dtype, precision, pb),
+        key=["d", "size_class", "EXCLUDE_DIAG", "WANT_SQ", *_FLAG_KEYS]))

@@ -1,5 +1,6 @@
 """Host side of the Triton backend: prepares the inputs (centring, squared norms, packed terms), picks the
-path (value only, fused owner gradients, chunked gradients) and launches the kernels of this package.
+path (value only, fused owner gradients, chunked gradients) and launches the kernels of this package; also
+the kernel-matrix product K(a, b) @ v (`kernel_matmul`).
 
 All sums stay on the device (no host synchronisation); partial sums are added in float64 in a fixed order.
 """
@@ -18,6 +19,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 from fastmmd._estimators import PairSumPlan
 from fastmmd.backends._triton import configs
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel
+from fastmmd.backends._triton.matvec import matvec_kernel
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel
 from fastmmd.backends._triton.terms import PackedTerms, pack_terms
 from fastmmd.backends._triton.value import value_tiles_kernel
@@ -33,6 +35,8 @@ ROWS_MAX_D = 256
 SEGMENT = 2048
 # Rows and columns of a chunk of the large-d gradient path (its coefficients: CHUNK² floats).
 CHUNK = 2048
+# Column blocks of v per launch of the kernel-matrix product (the limit of a CUDA grid's second axis).
+MAX_COLUMN_BLOCKS = 65535
 # Bytes of float64 scratch when computing squared norms.
 _NORM_SCRATCH_BYTES = 16 << 20
 
@@ -330,3 +334,33 @@ def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: 
     else:
         value, grad_x, grad_y = chunked_grads(x, y, prep, plan, CHUNK)
     return value.to(x.dtype), grad_x, grad_y
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Kernel-matrix products
+
+
+def kernel_matmul(a, b, v, terms, exclude_diag: bool, want_sq: bool, precision: str,
+                  translation_invariant_families) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(K(a, b) @ v (n, p), sum_j k(a_i, b_j)² (n,)) in a's dtype for contiguous a (n, d), b (m, d), v (m, p);
+    the second is an empty (0,) tensor without want_sq. exclude_diag (n == m) leaves out j == i. The inputs
+    are centred on their pooled mean only when every term is translation invariant (k(a, b) depends on
+    a - b alone): unlike an MMD², a product with Linear or Energy terms changes under a shift."""
+    n, m, d, p = a.shape[0], b.shape[0], a.shape[1], v.shape[1]
+    if exclude_diag and n != m:
+        raise ValueError("exclude_diag needs as many rows in b as in a")
+    prep = prepare(a, b, terms, precision, translation_invariant_families)
+    out = torch.empty((n, p), dtype=a.dtype, device=a.device)
+    sq = a.new_empty((n if want_sq else 0,))
+    pb = configs.matvec_column_block(p, a.dtype)
+    launcher = configs.matvec_launcher(matvec_kernel, prep.explicit, a.dtype, prep.precision, pb)
+    sq_out = sq if want_sq else out  # any pointer of the dtype: not read without WANT_SQ
+    per_launch = MAX_COLUMN_BLOCKS * pb
+    for c0 in range(0, p, per_launch):
+        cols = min(per_launch, p - c0)
+        block = slice(c0, c0 + cols)
+        launcher(lambda meta: (triton.cdiv(n, meta["BM"]), triton.cdiv(cols, pb)),
+                 a, b, v[:, block], prep.sq_x, prep.sq_y, prep.mu, prep.packed.params, out[:, block], sq_out,
+                 n, m, cols, d, a.stride(0), b.stride(0), v.stride(0), out.stride(0), size_class(n, m),
+                 EXCLUDE_DIAG=exclude_diag, WANT_SQ=want_sq and c0 == 0, PB=pb, **prep.flags())
+    return out, sq
