@@ -225,3 +225,20 @@ def test_cuda_larger_shapes_deterministic(case_name, dtype):
                 low, _ = triton_products(a64.float(), b64.float(), v64.float(), case.make(d), exclude_diag,
                                          precision=precision)
                 assert_rows_close(low, expected, scale, 4 * 2.0**-8, what + f" {precision}")
+
+
+def test_statistics_run_on_the_triton_products():
+    """witness, mmd2_and_variance and relative_mmd_test on the Triton backend (through kernel_matmul: it has
+    no one-pass statistics) equal the reference backend."""
+    x, y = sample_xy(23, 19, 4, seed=13)
+    z, t = sample_xy(17, 9, 4, seed=14)
+    x, y, z, t = (s.to(DEVICE) for s in (x, y, z, t))
+    kernel = CASE_BY_NAME["rq_1dot"].make(4)
+    for name, run in {
+        "witness": lambda backend: fastmmd.witness(t, x, y, kernel, backend=backend),
+        "mmd2_and_variance": lambda backend: torch.stack(fastmmd.mmd2_and_variance(x, y, kernel, backend=backend)),
+        "relative_mmd_test": lambda backend: torch.tensor(fastmmd.relative_mmd_test(x, y, z, kernel,
+                                                                                    backend=backend)[:4]),
+    }.items():
+        fused, reference = run("triton").cpu(), run("reference").cpu()
+        assert torch.allclose(fused, reference, rtol=1e-9, atol=1e-12), name
