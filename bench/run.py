@@ -8,6 +8,8 @@ run's TF32 matmul roofline, kernel evaluations per second) and redraws the plots
     python -m bench.run mmd2 --device cuda --bench-suite headline --max-gb 70   # -> results/mmd2_cuda.csv
     python -m bench.run mmd2 -- -k "fwdbwd and d64"  # anything after -- goes to pytest
     python -m bench.run mmd2 --from-json FILE        # convert a pytest-benchmark JSON written before
+    python -m bench.run kid                          # KID: exact fused vs subsets vs materialised
+    python -m bench.run mmd_test                     # permutation test: one fused pass vs a loop
 
 The raw JSON of each run is kept under bench/results/raw/ (not tracked). Quick runs go to their own CSV, so
 that smoke tests never mix with the figures of record.
@@ -32,6 +34,7 @@ from bench.records import REPO_ROOT, RESULTS_DIR, RUN_KEY, append_rows, first_ca
 from bench.roofline import ROOFLINE_BENCH, matmul_rates, throughputs
 
 BASELINES = ("naive", "naive-fp32")  # the first of these in the rows is the reference of the ratios
+THROUGHPUT_BENCHES = ("mmd2",)  # bench/roofline.py counts the work of these benches only
 SUITES = ("full", "quick", "headline")
 
 
@@ -131,7 +134,8 @@ def throughput_table(rows: Sequence[dict], bench: str) -> str:
 
 
 def report(rows: Sequence[dict], op: str) -> str:
-    """What a run prints: the ratio and memory tables of ``op``'s rows, the roofline, the throughput."""
+    """What a run prints: the ratio and memory tables of ``op``'s rows, the roofline, the throughput (mmd2),
+    and the op's own side-by-side table (``side_by_side`` of its bench file, where it has one)."""
     mine = [r for r in rows if r["bench"] == op]
     parts = []
     if mine:
@@ -139,9 +143,19 @@ def report(rows: Sequence[dict], op: str) -> str:
     roofline = roofline_table(rows)
     if roofline:
         parts.append("roofline (torch.matmul, median time):\n" + roofline)
-    if any(r["status"] == "ok" for r in mine):
+    if op in THROUGHPUT_BENCHES and any(r["status"] == "ok" for r in mine):
         parts.append("throughput (useful work / median time):\n" + throughput_table(rows, op))
+    extra = side_by_side(rows, op)
+    if extra:
+        parts.append(extra)
     return "\n\n".join(parts)
+
+
+def side_by_side(rows: Sequence[dict], op: str) -> str:
+    """The op's own comparison table: `side_by_side(rows)` of bench/bench_<op>.py where it defines one."""
+    module = importlib.import_module(f"bench.bench_{op}")
+    table = getattr(module, "side_by_side", None)
+    return table(rows) if table is not None else ""
 
 
 def have_matplotlib() -> bool:

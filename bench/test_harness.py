@@ -286,8 +286,10 @@ def test_peers_compute_the_same_value_and_gradients_as_naive(impl, monkeypatch):
     if IMPLS[impl].compiles:  # dynamo's trace without Inductor's code generation: seconds, not a minute
         monkeypatch.setattr(bench_mmd2, "_compile", lambda fn: torch.compile(fn, backend="eager", dynamic=False))
     case = Mmd2Case(97, 61, 33, "fwdbwd")
+    # bf16 keeps 8 bits of each operand (about 4e-3 relative); the rest agree to float32 rounding.
+    rtol = 1e-2 if "bf16" in impl else 1e-3
     for ref, got in zip(_value_and_grads("naive", case), _value_and_grads(impl, case)):
-        assert torch.allclose(got, ref, rtol=1e-3, atol=1e-6), (ref, got)
+        assert torch.allclose(got, ref, rtol=rtol, atol=1e-6), (ref, got)
 
 
 @pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])

@@ -14,6 +14,9 @@ namespace {
 
 // Columns of v up to which a tile's product is formed row by row; wider v goes through the GEMM micro-kernel.
 constexpr int64_t kRowwiseColumns = 8;
+// Column blocks of b whose GEMM products accumulate in the input dtype before they are added to the float64
+// accumulators: flushing after every block made the wide products (permutation tests) memory-bound.
+constexpr int64_t kFlushBlocks = 16;
 
 // v (m, p) copied into (m_pad, pp) with zero rows and columns, pp a multiple of the micro-kernel width.
 template <typename T>
@@ -51,6 +54,7 @@ void kernel_matmul(const KernelSpec& spec, const T* a, int64_t n, const T* b, in
       const int64_t i0 = I * TS, rows = std::min(TS, n - i0);
       std::fill(acc.begin(), acc.end(), 0.0);
       std::fill(acc_sq.begin(), acc_sq.end(), 0.0);
+      if (!rowwise) std::fill(product.data(), product.data() + TS * pp, T(0));
       for (int64_t J = 0; J < B.blocks(); ++J) {
         const int64_t j0 = J * TS, cols = std::min(TS, m - j0);
         std::fill(dot.data(), dot.data() + TS * TS, T(0));
@@ -86,10 +90,12 @@ void kernel_matmul(const KernelSpec& spec, const T* a, int64_t n, const T* b, in
         }
         if (!rowwise) {
           std::fill(ktile.data() + rows * TS, ktile.data() + TS * TS, T(0));
-          std::fill(product.data(), product.data() + TS * pp, T(0));
           gemm_accumulate<T>(TS, pp, TS, ktile.data(), TS, v_block, pp, product.data(), pp);
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t c = 0; c < p; ++c) acc[i * p + c] += static_cast<double>(product.data()[i * pp + c]);
+          if ((J + 1) % kFlushBlocks == 0 || J + 1 == B.blocks()) {
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t c = 0; c < p; ++c) acc[i * p + c] += static_cast<double>(product.data()[i * pp + c]);
+            std::fill(product.data(), product.data() + TS * pp, T(0));
+          }
         }
       }
       for (int64_t i = 0; i < rows; ++i) {

@@ -18,7 +18,10 @@ from fastmmd.kernels import (
     RationalQuadratic,
     get_kernel,
 )
+from fastmmd._kid_subsets import kid_subsets
 from fastmmd.ops.kernel_matmul import kernel_matmul
+from fastmmd.ops.kid import KIDResult, kid
+from fastmmd.ops.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
 from fastmmd.ops.median_bandwidth import median_bandwidth
 from fastmmd.ops.mmd2_and_variance import MMDVariance, mmd2_and_variance
 from fastmmd.ops.relative_mmd_test import RelativeTestResult, relative_mmd_test
@@ -37,6 +40,13 @@ __all__ = [
     "median_bandwidth",
     "relative_mmd_test",
     "RelativeTestResult",
+    "kid",
+    "KIDResult",
+    "kid_subsets",
+    "mmd_test",
+    "TestResult",
+    "mmd2_of_relabellings",
+    "permutation_labels",
     "Kernel",
     "KernelSum",
     "Gaussian",

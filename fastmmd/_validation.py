@@ -95,3 +95,11 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, estimator: str, names: Sequence
     check_samples(y, names[1])
     check_same_space(x, y, names)
     check_sample_sizes(x, y, estimator, names)
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """ValueError naming `name` and the first row of t (n, d) holding a NaN or an infinity."""
+    bad = ~torch.isfinite(t).all(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise ValueError(f"{name} must be finite; row {row} holds NaN or inf ({int(bad.sum())} such rows)")

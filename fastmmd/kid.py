@@ -1,0 +1,160 @@
+"""`python -m fastmmd.kid REAL FAKE`: the KID between two files of features, printed as `KID = mean ± std`.
+
+    python -m fastmmd.kid real.npy fake.npy                      # torchmetrics' convention: 100 subsets of 1000
+    python -m fastmmd.kid real.npy fake.npz --fake-key pool3 --exact   # all pairs; std of the estimator
+    python -m fastmmd.kid real.npy fake.npy --mode tf-gan        # TF-GAN's blocks of at most 1024
+
+REAL and FAKE are .npy files holding an (n, d) float array, or .npz files (the array under --real-key /
+--fake-key, by default the only or the first array). A folder of images is not accepted yet: the feature
+extractor (the FID Inception network) comes with the gan package. Bad input ends with a one-line error and
+exit status 1 (2 for bad options).
+
+Importing this module (e.g. `from fastmmd.kid import main`) rebinds the name `fastmmd.kid`, which the
+package also uses for the function `fastmmd.ops.kid.kid`, to this module; so the module is callable and
+calling it calls that function, and `fastmmd.kid(real, fake)` works either way.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import zipfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from fastmmd._kid_subsets import KID_MODES
+from fastmmd._validation import PRECISIONS
+from fastmmd.backends import BACKEND_NAMES
+from fastmmd.ops.kid import KIDResult, default_subset_size, kid
+
+__all__ = ["main", "load_features", "format_result", "kid"]
+
+PROG = "python -m fastmmd.kid"
+
+
+class FeatureFileError(ValueError):
+    """A features file that cannot be used, with a message naming it."""
+
+
+def load_features(path: str, key: Optional[str], argument: str) -> np.ndarray:
+    """The (n, d) floating-point array of a .npy file, or of the array `key` (default: the only or first
+    one) of a .npz file; FeatureFileError naming `argument` and the file otherwise. float16 becomes float32."""
+    p = Path(path)
+    where = f"{argument} ({path})"
+    if p.is_dir():
+        raise FeatureFileError(
+            f"{where} is a directory: computing features from a folder of images is not available yet (the "
+            f"gan package will provide the Inception feature extractor); pass a .npy or .npz file of features"
+        )
+    if not p.exists():
+        raise FeatureFileError(f"{where} does not exist")
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise FeatureFileError(f"{where} must be a .npy or .npz file of features (n, d)")
+    if suffix == ".npy" and key is not None:
+        raise FeatureFileError(f"{where} is a .npy file; a key applies to .npz files only")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise FeatureFileError(f"{where} is not a readable {suffix} file: {exc}") from None
+    if suffix == ".npz":
+        with loaded:
+            if not loaded.files:
+                raise FeatureFileError(f"{where} holds no arrays")
+            name = loaded.files[0] if key is None else key
+            if name not in loaded.files:
+                raise FeatureFileError(f"{where} has no array {name!r}; it holds {', '.join(loaded.files)}")
+            try:
+                array = loaded[name]
+            except ValueError as exc:  # an object array (needs pickle)
+                raise FeatureFileError(f"{where}: array {name!r} cannot be read: {exc}") from None
+    else:
+        array = loaded
+    if array.ndim != 2:
+        raise FeatureFileError(f"{where} must hold a 2-D array (n, d) of features; got shape {array.shape}")
+    if array.dtype.kind != "f":
+        raise FeatureFileError(f"{where} must hold floating-point features; got dtype {array.dtype}")
+    return array.astype(np.float32) if array.dtype == np.float16 else array
+
+
+def format_result(result: KIDResult, n: int, m: int, d: int) -> str:
+    """`KID = mean ± std  (how; n, m, d)` on one line."""
+    if result.mode == "exact":
+        how = "exact: unbiased MMD² over all pairs, ± the estimator's std"
+    elif result.mode == "tf-gan":
+        how = f"mode tf-gan: {result.subsets} blocks of at most {result.subset_size}, ± standard error"
+    else:
+        how = f"mode {result.mode}: {result.subsets} subsets of {result.subset_size}, ± std across subsets"
+    return f"KID = {float(result.mean):.6g} ± {float(result.std):.6g}  ({how}; n = {n}, m = {m}, d = {d})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("real", metavar="REAL", help="features of the real images: .npy or .npz, (n, d)")
+    parser.add_argument("fake", metavar="FAKE", help="features of the generated images: .npy or .npz, (m, d)")
+    parser.add_argument("--exact", action="store_true",
+                        help="the unbiased MMD² over all pairs (no subsets); the ± is the estimator's std")
+    parser.add_argument("--subsets", type=int, default=100, help="number of random subsets (default 100)")
+    parser.add_argument("--subset-size", type=int, default=None,
+                        help="rows per subset (default 1000; for --mode tf-gan the maximum block size, 1024)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsets (default 0)")
+    parser.add_argument("--mode", choices=KID_MODES, default="torchmetrics",
+                        help="whose convention to reproduce (default torchmetrics)")
+    parser.add_argument("--degree", type=int, default=3, help="polynomial kernel degree (default 3)")
+    parser.add_argument("--gamma", type=float, default=None, help="polynomial kernel gamma (default 1/d)")
+    parser.add_argument("--coef0", type=float, default=1.0, help="polynomial kernel coef0 (default 1)")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="highest")
+    parser.add_argument("--device", default="cpu", help="torch device to compute on (default cpu), e.g. cuda")
+    parser.add_argument("--float64", action="store_true", help="compute in float64 (2-3x slower on the CPU)")
+    parser.add_argument("--real-key", default=None, help="array of REAL when it is an .npz (default: the first)")
+    parser.add_argument("--fake-key", default=None, help="array of FAKE when it is an .npz (default: the first)")
+    return parser
+
+
+# The library's errors name its arguments; on the command line, name the options and files instead.
+_CLI_NAMES = (("real_feats", "REAL"), ("fake_feats", "FAKE"), ("subsets=None", "--exact"),
+              ("subset_size", "--subset-size"))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status (0, 1 for bad input, 2 for bad options)."""
+    args = _parser().parse_args(argv)
+    try:
+        real = load_features(args.real, args.real_key, "REAL")
+        fake = load_features(args.fake, args.fake_key, "FAKE")
+        # float32 unless asked for float64 or a file holds float64 (then both, so the dtypes match).
+        wide = args.float64 or np.float64 in (real.dtype, fake.dtype)
+        dtype = torch.float64 if wide else torch.float32
+        device = torch.device(args.device)
+        x = torch.from_numpy(real).to(device=device, dtype=dtype)
+        y = torch.from_numpy(fake).to(device=device, dtype=dtype)
+        subset_size = default_subset_size(args.mode) if args.subset_size is None else args.subset_size
+        result = kid(x, y, subsets=None if args.exact else args.subsets, subset_size=subset_size, seed=args.seed,
+                     degree=args.degree, gamma=args.gamma, coef0=args.coef0, mode=args.mode,
+                     backend=args.backend, precision=args.precision)
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        message = " ".join(str(exc).split())
+        for api, cli in _CLI_NAMES:
+            message = message.replace(api, cli)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    print(format_result(result, real.shape[0], fake.shape[0], real.shape[1]))
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as `fastmmd.ops.kid.kid` (see the module docstring)."""
+
+    def __call__(self, *args, **kwargs) -> KIDResult:
+        return kid(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""mmd_test: the two-sample permutation test with the MMD² statistic, every permutation in one fused pass.
+
+The pool Z = [x; y] (N = n + m rows) is relabelled `permutations` times; the statistic of every relabelling
+(and of the observed labels) is a quadratic form of its label weights with K(Z, Z) (derivation in
+fastmmd._permutation_statistics), so one fused product K̃(Z, Z) @ [W | 1] (N × (P + 2) columns) gives them
+all: O(N²·(d + P)) work, O(N·(d + P)) memory, no N×N matrix.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from fastmmd._arrays import as_tensors
+from fastmmd._permutation_statistics import (
+    PERMUTATION_ESTIMATORS,
+    check_labels,
+    observed_labels,
+    permutation_labels,
+    relabelled_statistics,
+)
+from fastmmd._validation import check_choice, check_finite, check_pair, check_precision
+from fastmmd.backends import select_backend
+from fastmmd.kernels import resolve_kernel
+
+__all__ = ["TestResult", "mmd_test", "mmd2_of_relabellings", "permutation_labels", "ALTERNATIVES"]
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+# Null statistics within TIE_ULPS · eps(dtype) · max(typical |k|, largest |statistic|) of the observed one
+# count as ties (as in scipy's permutation_test): the observed labels and a relabelling that repeats them give
+# the same statistic up to the order of the float32 sums, and a tie must not turn into a rejection.
+TIE_ULPS = 64
+
+
+class TestResult(NamedTuple):
+    """statistic: MMD² of (x, y) (0-dim float64: numpy for numpy inputs, else a tensor); p_value: the
+    permutation p-value with the +1 correction (0-dim float64, same kind); null_samples: the statistic of
+    each random relabelling (permutations,) float64."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    statistic: object
+    p_value: object
+    null_samples: object
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _prepare(x, y, kernel, estimator, backend, precision):
+    """Checks shared by the public functions: -> (x, y, pool, kernel, chosen backend, output kind)."""
+    (x, y), output = as_tensors(x=x, y=y)
+    kernel = resolve_kernel(kernel)
+    check_choice("estimator", estimator, PERMUTATION_ESTIMATORS)
+    check_precision(precision)
+    check_pair(x, y, estimator)
+    check_finite(x, "x")  # a NaN statistic would compare as neither >= nor <=: a silent rejection
+    check_finite(y, "y")
+    pool = torch.cat([x.detach(), y.detach()])
+    chosen = select_backend(backend, pool, pool, kernel, None, precision, op="kernel_matmul")
+    return x, y, pool, kernel, chosen, output
+
+
+def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="greater", estimator="unbiased",
+             backend="auto", precision="highest") -> TestResult:
+    """Permutation test of P = Q for x (n, d) ~ P and y (m, d) ~ Q with the MMD² statistic.
+
+    Args:
+        x, y: tensors or numpy arrays (same d, dtype, device, finite); n, m >= 2 for the unbiased estimator.
+        kernel: a `fastmmd.kernels.Kernel` or a name, e.g. `Gaussian(bandwidth=median_bandwidth(x, y))`.
+        permutations: the number P of random relabellings (the pool [x; y] shuffled by `torch.randperm`
+            from a CPU torch.Generator seeded with `seed`; `permutation_labels(n, m, P, seed)` gives them).
+        alternative: "greater" (default: MMD² larger than under the null, the usual test),
+            p = (1 + #{null >= statistic}) / (1 + P); "less": p = (1 + #{null <= statistic}) / (1 + P);
+            "two-sided": min(1, 2·min(p_greater, p_less)). Null statistics equal to the observed one up to
+            rounding (within 64 ulp of the larger of the typical |k| and the largest |statistic|) count as
+            ties, on the side of not rejecting.
+        estimator: "unbiased" (MMD²_u) or "biased" (the V-statistic) for the statistic.
+        backend: "auto", "triton", "cpu" or "reference" (one with the kernel_matmul op).
+        precision: "highest", "tf32", "bf16" (GPU).
+
+    Returns TestResult(statistic, p_value, null_samples): the statistic of the observed labels comes from the
+    same fused pass as the null samples (it equals `fastmmd.mmd2(x, y, kernel, estimator)` up to rounding).
+    Memory: O(N·P) for the weights and products (N = n + m), plus O(N·d).
+    """
+    x, y, pool, kernel, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
+    permutations = _check_count(permutations, "permutations")
+    seed = _check_seed(seed)
+    check_choice("alternative", alternative, ALTERNATIVES)
+    n, m = x.shape[0], y.shape[0]
+    labels = torch.cat([observed_labels(n, m, pool.device), permutation_labels(n, m, permutations, seed, pool.device)],
+                       dim=1)
+    with torch.no_grad():
+        values, scale = relabelled_statistics(pool, labels, n, kernel, estimator, chosen, precision)
+    statistic, null = values[0], values[1:]
+    tolerance = TIE_ULPS * torch.finfo(pool.dtype).eps * torch.maximum(scale, values.abs().max())
+    p_value = permutation_p_value(statistic, null, alternative, tolerance)
+    return TestResult(output(statistic), output(p_value), output(null))
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; got {seed!r}")
+    return int(seed)
+
+
+def permutation_p_value(statistic: torch.Tensor, null: torch.Tensor, alternative: str,
+                        tolerance: torch.Tensor) -> torch.Tensor:
+    """p-value (0-dim float64) of `statistic` against the null samples (P,) with the +1 correction."""
+    count = null.shape[0]
+    greater = (1 + (null >= statistic - tolerance).sum()).to(torch.float64) / (1 + count)
+    less = (1 + (null <= statistic + tolerance).sum()).to(torch.float64) / (1 + count)
+    if alternative == "greater":
+        return greater
+    if alternative == "less":
+        return less
+    return torch.clamp(2 * torch.minimum(greater, less), max=1.0)
+
+
+def mmd2_of_relabellings(x, y, labels, kernel="gaussian", estimator="unbiased", backend="auto",
+                         precision="highest"):
+    """MMD² of the pool [x; y] split by each column of labels, all in one fused pass.
+
+    labels: (n + m, P) bool tensor on the samples' device; column p marks the n rows labelled x (its
+    statistic is `fastmmd.mmd2(pool[labels[:, p]], pool[~labels[:, p]])`). Returns (P,) float64 (numpy for
+    numpy samples). The building block of `mmd_test`, exposed to check it and for custom resampling schemes.
+    """
+    x, y, pool, kernel, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
+    check_labels(labels, x.shape[0], y.shape[0], pool.device)
+    with torch.no_grad():
+        values, _ = relabelled_statistics(pool, labels, x.shape[0], kernel, estimator, chosen, precision)
+    return output(values)
