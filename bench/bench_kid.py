@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from bench import naive
-from bench.case_runner import run_case
+from bench.case_runner import parametrize_cases, run_case
 
 BENCH = "kid"
 D = 2048
@@ -162,12 +162,7 @@ def estimated_bytes(case: KidCase, impl: str) -> int:
 
 
 def pytest_generate_tests(metafunc):
-    device = metafunc.config.getoption("bench_device")
-    if "case" in metafunc.fixturenames:
-        suite_cases = cases(metafunc.config.getoption("bench_suite"), device)
-        metafunc.parametrize("case", suite_cases, ids=[c.id for c in suite_cases])
-    if "impl" in metafunc.fixturenames:
-        metafunc.parametrize("impl", list(IMPLS))
+    parametrize_cases(metafunc, cases, IMPLS)
 
 
 def test_kid(benchmark, bench_options, bench_not_timed, bench_measured, case, impl):

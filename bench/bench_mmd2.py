@@ -36,9 +36,7 @@ then as many timed rounds as fit in the budget, at least 3.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import importlib.util
-import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -46,21 +44,12 @@ import pytest
 import torch
 
 from bench import naive, peers
-from bench.harness import (
-    cpu_peak_memory,
-    cuda_peak_memory,
-    cublas_tf32,
-    is_out_of_memory,
-    memory_budget_verdict,
-    plan_rounds,
-    synchronized,
-    time_callable,
-)
-from bench.records import case_record, first_call_bench, measured_record
+from bench.case_runner import parametrize_cases, run_case
+from bench.harness import cublas_tf32, plan_rounds, synchronized, time_callable
+from bench.records import case_record
 from bench.roofline import ROOFLINE_BENCH, ROOFLINE_SIZE
 
 BENCH = "mmd2"
-FIRST_CALL_BENCH = first_call_bench(BENCH)  # "mmd2-first-call"
 MODES = ("fwd", "fwdbwd")
 MIXTURE = (0.5, 1.0, 2.0)  # bandwidth scales of the CPU cases: a sum of 3 Gaussians
 SINGLE = (1.0,)  # of the CUDA cases: one Gaussian of bandwidth sqrt(d)
@@ -286,12 +275,7 @@ def roofline_params(impl: str) -> dict:
 
 
 def pytest_generate_tests(metafunc):
-    device = metafunc.config.getoption("bench_device")
-    if "case" in metafunc.fixturenames:
-        suite_cases = cases(metafunc.config.getoption("bench_suite"), device)
-        metafunc.parametrize("case", suite_cases, ids=[c.id for c in suite_cases])
-    if "impl" in metafunc.fixturenames:
-        metafunc.parametrize("impl", impls(device))
+    parametrize_cases(metafunc, cases, impls(metafunc.config.getoption("bench_device")))
     if "matmul_impl" in metafunc.fixturenames:
         metafunc.parametrize("matmul_impl", list(ROOFLINE_IMPLS))
 
@@ -325,50 +309,8 @@ def test_mmd2(benchmark, bench_options, bench_not_timed, bench_measured, case, i
     reason = unavailable(impl, device)
     if reason is not None:
         pytest.skip(reason)
-    if device == "cuda":  # what an earlier case left (an out-of-memory's frames, cached blocks)
-        gc.collect()
-        torch.cuda.empty_cache()
-
-    def not_timed(status: str, peak_mb: Optional[float] = None):
-        bench_not_timed.append(case_record(BENCH, case.params(), impl, status, peak_mb))
-        pytest.skip(status)
-
-    verdict = memory_budget_verdict(estimated_bytes(case, impl), bench_options.max_bytes)
-    if verdict is not None:
-        not_timed(verdict)
-
-    memory = None
-    if device == "cpu":
-        tiny = dataclasses.replace(case, n=min(case.n, 64), m=min(case.m, 64))
-        memory = cpu_peak_memory(
-            make_call,
-            (case, impl, device),
-            warm_args=(tiny, impl, device),
-            limit_bytes=bench_options.max_bytes,
-            preload=_PROBE_PRELOAD,
-        )
-        if memory.status != "ok":
-            not_timed(memory.status)
-
-    run = make_call(case, impl, device)
-    try:
-        first = time_callable(run, device=device, warmup=0, repeats=1)
-    except Exception as exc:  # out-of-memory is a result; anything else fails the test
-        if not is_out_of_memory(exc):
-            raise
-        not_timed("oom")
-    warm_s = first.best_s
-    if device == "cuda":
-        # The first call compiles (torch.compile, Triton kernels and their autotuning): recorded on its own,
-        # and the rounds are planned from the second, warm one, which measures the peak memory.
-        bench_measured.append(measured_record(FIRST_CALL_BENCH, case.params(), impl, first.best_s))
-        start = time.perf_counter()
-        memory = cuda_peak_memory(run)
-        warm_s = time.perf_counter() - start
-        if memory.status != "ok":
-            not_timed(memory.status)
-
-    benchmark.group = f"{BENCH} {case.mode} d={case.d} n={case.n} m={case.m}"
-    benchmark.extra_info.update(case_record(BENCH, case.params(), impl, "ok", memory.peak_mb))
-    rounds = plan_rounds(warm_s, budget_s=bench_options.budget_s)
-    benchmark.pedantic(synchronized(run, device), rounds=rounds, iterations=1, warmup_rounds=0)
+    tiny = dataclasses.replace(case, n=min(case.n, 64), m=min(case.m, 64))
+    run_case(benchmark, bench_options, bench_not_timed, bench_measured, bench=BENCH, params=case.params(),
+             impl=impl, make_call=make_call, args=(case, impl, device), tiny_args=(tiny, impl, device),
+             estimated_bytes=estimated_bytes(case, impl), preload=_PROBE_PRELOAD,
+             group=f"{BENCH} {case.mode} d={case.d} n={case.n} m={case.m}")

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import pytest
 import torch
 
-from bench.case_runner import run_case, time_ratio_table
+from bench.case_runner import parametrize_cases, run_case, time_ratio_table
 
 BENCH = "mmd_test"
 D = 64
@@ -176,12 +176,7 @@ def side_by_side(rows) -> str:
 
 
 def pytest_generate_tests(metafunc):
-    device = metafunc.config.getoption("bench_device")
-    if "case" in metafunc.fixturenames:
-        suite_cases = cases(metafunc.config.getoption("bench_suite"), device)
-        metafunc.parametrize("case", suite_cases, ids=[c.id for c in suite_cases])
-    if "impl" in metafunc.fixturenames:
-        metafunc.parametrize("impl", list(IMPLS))
+    parametrize_cases(metafunc, cases, IMPLS)
 
 
 def test_mmd_test(benchmark, bench_options, bench_not_timed, bench_measured, case, impl):

@@ -1,7 +1,7 @@
-"""One benchmark case from start to rows, as bench/bench_mmd2.py's test does it, for the bench files of the
-other ops (bench_kid.py, bench_mmd_test.py): a memory verdict before running, the peak memory (a fresh child
-process on the CPU, the allocator on CUDA), out of memory as an outcome, the first call recorded on its own
-on CUDA, then timed rounds planned from a warm run.
+"""One benchmark case from start to rows, for every bench file (bench_mmd2.py, bench_kid.py,
+bench_mmd_test.py): a memory verdict before running, the peak memory (a fresh child process on the CPU, the
+allocator on CUDA), out of memory as an outcome, the first call recorded on its own on CUDA, then timed
+rounds planned from a warm run; and the parametrization of a bench file's cases and implementations.
 """
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ from bench.records import case_record, first_call_bench, measured_record
 
 def run_case(benchmark, options, not_timed_list: list, measured_list: list, *, bench: str, params: dict,
              impl: str, make_call: Callable[..., Callable[[], object]], args: tuple, tiny_args: tuple,
-             estimated_bytes: int = 0, skip_reason: Optional[str] = None, preload: Sequence[str] = ()) -> None:
+             estimated_bytes: int = 0, skip_reason: Optional[str] = None, preload: Sequence[str] = (),
+             group: Optional[str] = None) -> None:
     """Times `make_call(*args)()` for the case `params` of `bench` with the implementation `impl`.
 
     tiny_args: the arguments of a tiny case, run first in the memory probe's child so that one-time set-up
     is not counted. estimated_bytes: what the case needs beyond its inputs (0: not estimated); over the
     memory limit it is recorded as skipped. skip_reason: recorded as the case's status instead of running
     it (e.g. a baseline that would take too long). `make_call` must be a module-level function (the CPU
-    memory probe pickles it).
+    memory probe pickles it). group: pytest-benchmark's group (default: bench, d, n, m).
     """
     device = options.device
 
@@ -73,10 +74,20 @@ def run_case(benchmark, options, not_timed_list: list, measured_list: list, *, b
         if memory.status != "ok":
             not_timed(memory.status)
 
-    benchmark.group = f"{bench} d={params['d']} n={params['n']} m={params['m']}"
+    benchmark.group = group or f"{bench} d={params['d']} n={params['n']} m={params['m']}"
     benchmark.extra_info.update(case_record(bench, params, impl, "ok", memory.peak_mb))
     rounds = plan_rounds(warm_s, budget_s=options.budget_s)
     benchmark.pedantic(synchronized(run, device), rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def parametrize_cases(metafunc, cases: Callable[[str, str], Sequence], impls: Sequence[str]) -> None:
+    """pytest_generate_tests of a bench file: `case` over cases(suite, device) of the run's options, `impl`
+    over impls."""
+    if "case" in metafunc.fixturenames:
+        suite_cases = cases(metafunc.config.getoption("bench_suite"), metafunc.config.getoption("bench_device"))
+        metafunc.parametrize("case", suite_cases, ids=[c.id for c in suite_cases])
+    if "impl" in metafunc.fixturenames:
+        metafunc.parametrize("impl", list(impls))
 
 
 def time_ratio_table(rows: Sequence[dict], numerator: str, denominator: str, label: str) -> str:
