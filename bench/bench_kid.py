@@ -62,7 +62,9 @@ def cases(suite: str, device: str = "cpu") -> list:
     if suite not in ("full", "headline", "quick"):
         raise ValueError(f"unknown suite {suite!r}")
     if device == "cpu":
-        return [KidCase(1000, 1000, subsets=10, subset_size=500)] if suite == "quick" else [KidCase(10000, 10000)]
+        if suite == "quick":
+            return [KidCase(1000, 1000, subsets=10, subset_size=500)]
+        return [KidCase(n, n) for n in ((10000,) if suite == "headline" else (10000, 50000))]
     if device != "cuda":
         raise ValueError(f"unknown device {device!r}")
     sizes = {"quick": (10000,), "headline": (50000, 100000), "full": (10000, 50000, 100000)}[suite]
