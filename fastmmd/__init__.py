@@ -25,6 +25,7 @@ from fastmmd.ops.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, per
 from fastmmd.ops.median_bandwidth import median_bandwidth
 from fastmmd.ops.mmd2_and_variance import MMDVariance, mmd2_and_variance
 from fastmmd.ops.relative_mmd_test import RelativeTestResult, relative_mmd_test
+from fastmmd.ops.smmd import jacobian_sqnorm, smmd2, smmd_scale
 from fastmmd.ops.witness import witness
 from fastmmd.ops.mmd2 import mmd2
 
@@ -40,6 +41,9 @@ __all__ = [
     "median_bandwidth",
     "relative_mmd_test",
     "RelativeTestResult",
+    "smmd2",
+    "smmd_scale",
+    "jacobian_sqnorm",
     "kid",
     "KIDResult",
     "kid_subsets",

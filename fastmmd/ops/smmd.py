@@ -1,0 +1,143 @@
+"""Scaled MMD (Arbel, Sutherland, Bińkowski, Gretton, NeurIPS 2018; REFERENCES.md §3).
+
+For a deep kernel k(x, y) = K(φ(x), φ(y)) and a sample S (the real batch),
+    σ² = 1 / (λ + E_{X∼S}[ k(X, X) + Σ_i ∂²k(y, z)/∂y_i∂z_i |_{y=z=X} ]),   SMMD² = σ² · MMD²_u(φ(fake), φ(real)).
+With J the Jacobian of φ at X and a = φ(X), the trace term is tr(Jᵀ H J), H = ∂²K/∂a∂b at a = b:
+    radial K = g(‖a − b‖²):  H = −2 g′(0) I          ->  −2 g′(0) ‖J‖²_F
+    dot K = f(aᵀb):         H = f′ I + f″ a aᵀ       ->  f′(‖a‖²) ‖J‖²_F + f″(‖a‖²) ‖Jᵀa‖²
+and sums of kernels add. Laplacian and Energy have no finite g′(0): they are refused.
+σ² is differentiable in the critic's parameters (its Jacobian norms are taken with create_graph=True), so
+a critic step that maximises SMMD² backpropagates through the scale; a generator step treats it as given.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fastmmd._derivative_terms import smooth_reason
+from fastmmd._validation import check_choice
+from fastmmd.kernels import Family, Kernel, resolve_kernel
+from fastmmd.ops.mmd2 import mmd2
+
+__all__ = ["jacobian_sqnorm", "smmd_scale", "smmd2", "JACOBIAN_METHODS"]
+
+JACOBIAN_METHODS = ("exact", "hutchinson")
+
+
+def _outputs(critic, x: torch.Tensor) -> torch.Tensor:
+    out = critic(x)
+    if out.dim() == 1:
+        out = out[:, None]
+    if out.dim() != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"critic must map a batch (B, ...) to (B,) or (B, D); got {tuple(out.shape)} for "
+                         f"a batch of {x.shape[0]}")
+    return out
+
+
+def _vjps(outputs: torch.Tensor, x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Jᵀv for each sample and each of the K directions (K, B, D): (K, B, prod(x.shape[1:])), with graph."""
+    grads = torch.autograd.grad(outputs, x, directions, create_graph=True, is_grads_batched=True)[0]
+    return grads.reshape(directions.shape[0], x.shape[0], -1)
+
+
+def jacobian_sqnorm(critic, x: torch.Tensor, method: str = "exact", probes: int = 8, generator=None,
+                    outputs: torch.Tensor = None) -> torch.Tensor:
+    """‖J(x_b)‖²_F for each sample of the batch x (B, ...), J the Jacobian of critic at x_b: (B,).
+
+    critic maps (B, ...) to (B, D) (or (B,)), each output row depending on its own input row only (no batch
+    norm). "exact": one vector-Jacobian product per output dimension, batched (D backward passes in one
+    vmapped call). "hutchinson": E_v ‖Jᵀv‖² with `probes` Gaussian v (unbiased, for wide outputs). The result
+    is differentiable in the critic's parameters and in x. `outputs`: critic(x) if already computed (x must
+    then require grad and be the tensor it was computed from).
+    """
+    check_choice("method", method, JACOBIAN_METHODS)
+    if outputs is None:
+        x = x if x.requires_grad else x.detach().requires_grad_(True)
+        outputs = _outputs(critic, x)
+    dim = outputs.shape[1]
+    if method == "exact":
+        eye = torch.eye(dim, dtype=outputs.dtype, device=outputs.device)
+        directions = eye[:, None, :].expand(dim, outputs.shape[0], dim)
+        return _vjps(outputs, x, directions).pow(2).sum(dim=(0, 2))
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise ValueError(f"probes must be a positive integer; got {probes!r}")
+    directions = torch.randn((probes, *outputs.shape), dtype=outputs.dtype, device=outputs.device,
+                             generator=generator)
+    return _vjps(outputs, x, directions).pow(2).sum(dim=2).mean(0)
+
+
+def _radial_value_and_slope(table: np.ndarray):
+    """(g(0), g′(0)) of the radial terms of a (T, 5) table, g a function of r² = ‖a − b‖²."""
+    value = slope = 0.0
+    for family, w, p1, p2, _ in table:
+        family = Family(int(family))
+        if family == Family.GAUSSIAN:
+            value, slope = value + w, slope - w * p1
+        elif family == Family.RATIONAL_QUADRATIC:
+            value, slope = value + w, slope - w * p1 * p2
+        elif family == Family.INVERSE_MULTIQUADRIC:
+            value, slope = value + w * p1 ** (-p2), slope - w * p2 * p1 ** (-p2 - 1.0)
+    return value, slope
+
+
+def _dot_value_and_derivatives(table: np.ndarray, t: torch.Tensor):
+    """(f(t), f′(t), f″(t)) of the dot-product terms of a table at t = ‖φ‖² (B,)."""
+    f = torch.zeros_like(t)
+    f1 = torch.zeros_like(t)
+    f2 = torch.zeros_like(t)
+    for family, w, p1, p2, p3 in table:
+        family = Family(int(family))
+        if family == Family.LINEAR:
+            f, f1 = f + w * t, f1 + w
+        elif family == Family.POLYNOMIAL:
+            q = int(p3)
+            base = p1 * t + p2
+            f = f + w * base ** q
+            f1 = f1 + w * q * p1 * base ** (q - 1)
+            if q >= 2:
+                f2 = f2 + w * q * (q - 1) * p1 * p1 * base ** (q - 2)
+    return f, f1, f2
+
+
+def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, jacobian: str = "exact",
+               probes: int = 8, generator=None, outputs: torch.Tensor = None) -> torch.Tensor:
+    """σ² = 1 / (λ + mean over the real batch of [k(X, X) + trace term]) (0-dim), differentiable in the
+    critic's parameters. real (B, ...): the sample S; outputs: critic(real) if already computed from a real
+    that requires grad. kernel: a Kernel or a name, smooth at a = b (not Laplacian or Energy)."""
+    kernel = resolve_kernel(kernel)
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+        raise ValueError(f"lam must be a number >= 0; got {lam!r}")
+    if outputs is None:
+        real = real if real.requires_grad else real.detach().requires_grad_(True)
+        outputs = _outputs(critic, real)
+    table = kernel.terms(outputs.shape[1])
+    reason = smooth_reason(table)
+    if reason is not None:
+        raise ValueError(f"smmd: {reason}; SMMD needs the kernel's second derivative at a = b")
+    jac = jacobian_sqnorm(critic, real, jacobian, probes, generator, outputs=outputs)
+    g0, slope = _radial_value_and_slope(table)
+    sq_norm = outputs.pow(2).sum(1)
+    f, f1, f2 = _dot_value_and_derivatives(table, sq_norm)
+    per_sample = g0 + f + (-2.0 * slope + f1) * jac
+    if (f2 != 0).any():
+        (jt_phi,) = torch.autograd.grad(outputs, real, outputs, create_graph=True)
+        per_sample = per_sample + f2 * jt_phi.reshape(real.shape[0], -1).pow(2).sum(1)
+    return 1.0 / (lam + per_sample.mean())
+
+
+def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam: float = 1.0,
+          jacobian: str = "exact", probes: int = 8, backend: str = "auto", precision: str = "highest",
+          generator=None) -> torch.Tensor:
+    """SMMD² = σ² · MMD²_u(critic(fake), critic(real)) (0-dim), σ² from `smmd_scale` on the real batch.
+
+    critic: a module or function mapping a batch (B, ...) to (B, D) or (B,); real, fake: batches of inputs.
+    kernel (default Gaussian of bandwidth 1, as the reference implementation), lam, jacobian ("exact" or
+    "hutchinson" with `probes`), backend and precision (of the fused MMD²) as in `fastmmd.mmd2`.
+    Differentiable in the critic's parameters (double backprop through the scale) and in fake.
+    """
+    real = real if real.requires_grad else real.detach().requires_grad_(True)
+    phi_real = _outputs(critic, real)
+    phi_fake = _outputs(critic, fake)
+    scale = smmd_scale(critic, real, kernel, lam, jacobian, probes, generator, outputs=phi_real)
+    return scale * mmd2(phi_fake, phi_real, kernel=kernel, estimator="unbiased", backend=backend,
+                        precision=precision)
