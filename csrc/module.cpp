@@ -47,9 +47,6 @@ py::tuple run(const py::array& a_obj, const py::array& b_obj, const KernelSpec& 
   auto b = py::array_t<T, py::array::c_style>::ensure(b_obj);
   if (!a || !b) throw py::type_error("a and b must be arrays of the same floating dtype");
   const int64_t n = a.shape(0), m = b.shape(0), d = a.shape(1);
-  if (d < 1) throw py::value_error("a and b must have at least one feature column");
-  if (opt.exclude_diag && n != m)
-    throw py::value_error("exclude_diag needs as many rows in b as in a");
 
   py::object grad_a = py::none(), grad_b = py::none();
   T* ga = nullptr;
@@ -85,6 +82,9 @@ PairSumOptions checked_pair_options(const py::array& a, const py::array& b, bool
   if (!(b.flags() & py::array::c_style)) throw py::value_error("b must be C-contiguous");
   if (symmetric && !a.is(b)) throw py::value_error("symmetric=True needs b to be a itself");
   if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
+  if (a.shape(1) < 1) throw py::value_error("a and b must have at least one feature column");
+  if (exclude_diag && a.shape(0) != b.shape(0))
+    throw py::value_error("exclude_diag needs as many rows in b as in a");
   PairSumOptions opt;
   opt.symmetric = symmetric;
   opt.exclude_diag = exclude_diag;
@@ -109,8 +109,6 @@ py::tuple run_stats(const py::array& a_obj, const py::array& b_obj, const Kernel
   auto b = py::array_t<T, py::array::c_style>::ensure(b_obj);
   if (!a || !b) throw py::type_error("a and b must be arrays of the same floating dtype");
   const int64_t n = a.shape(0), m = b.shape(0), d = a.shape(1);
-  if (d < 1) throw py::value_error("a and b must have at least one feature column");
-  if (opt.exclude_diag && n != m) throw py::value_error("exclude_diag needs as many rows in b as in a");
   py::array_t<double> rows(n);
   py::object cols = py::none();
   fastmmd::PairStats stats;
