@@ -49,7 +49,7 @@ def run_triton(x, y, kernel, estimator, precision="highest"):
     gx, gy = torch.autograd.grad(value, (x, y))
     with torch.no_grad():
         value_only = fastmmd.mmd2(x, y, kernel=kernel, estimator=estimator, backend="triton", precision=precision)
-    return float(value), gx.double().cpu().numpy(), gy.double().cpu().numpy(), float(value_only)
+    return float(value.detach()), gx.double().cpu().numpy(), gy.double().cpu().numpy(), float(value_only)
 
 
 def check_case(case, estimator, shape, dtype):
