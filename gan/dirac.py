@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List
@@ -26,6 +24,7 @@ from typing import List
 import torch
 
 import fastmmd
+from gan.atomic import write_atomically, write_text_atomically
 
 KERNEL = fastmmd.Gaussian(bandwidth=1.0)
 LOSSES = ("smmd", "mmd")
@@ -102,17 +101,6 @@ def optimised_smmd(theta: float, lam: float = 1.0, grid: int = 4000) -> float:
     return float(value.max().sqrt())
 
 
-def _write_atomically(path: Path, write) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=path.suffix) as tmp:
-        name = tmp.name
-    try:
-        write(name)
-        os.replace(name, path)
-    finally:
-        if os.path.exists(name):
-            os.unlink(name)
-
-
 def plot(histories: dict, lam: float, path: Path) -> None:
     import matplotlib
 
@@ -133,7 +121,7 @@ def plot(histories: dict, lam: float, path: Path) -> None:
     right.set_title("training the generator δ_θ towards δ_0")
     right.legend()
     fig.tight_layout()
-    _write_atomically(path, lambda name: fig.savefig(name, format="png", dpi=110))
+    write_atomically(path, lambda name: fig.savefig(name, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -151,8 +139,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     histories = {kind: train(kind, config) for kind in LOSSES}
     summary = {kind: asdict(history[-1]) for kind, history in histories.items()}
-    _write_atomically(out / "dirac.json", lambda name: Path(name).write_text(
-        json.dumps({"config": asdict(config), "final": summary}, indent=2)))
+    write_text_atomically(out / "dirac.json", json.dumps({"config": asdict(config), "final": summary}, indent=2))
     if not args.no_plot:
         plot(histories, config.lam, out / "dirac.png")
     for kind, end in summary.items():
