@@ -42,3 +42,20 @@ def restore_num_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def digits_cache(tmp_path_factory):
+    """A cache folder holding the digits classifier, trained once for the whole session."""
+    from gan.digits_classifier import load_digits_classifier
+
+    folder = tmp_path_factory.mktemp("gan-cache")
+    load_digits_classifier(cache_dir=folder)
+    return folder
+
+
+@pytest.fixture
+def gan_cache(digits_cache, monkeypatch):
+    """GAN_CACHE pointing at the session's trained digits classifier."""
+    monkeypatch.setenv("GAN_CACHE", str(digits_cache))
+    return digits_cache
