@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["write_atomically", "save_torch_atomically", "write_text_atomically"]
+__all__ = ["write_atomically", "save_torch_atomically", "write_text_atomically", "save_figure_atomically"]
 
 
 def write_atomically(path, write: Callable[[str], None]) -> None:
@@ -33,3 +33,12 @@ def save_torch_atomically(obj, path) -> None:
 
 def write_text_atomically(path, text: str) -> None:
     write_atomically(path, lambda name: Path(name).write_text(text))
+
+
+def save_figure_atomically(fig, path, dpi: int = 100) -> None:
+    """A matplotlib figure as a PNG at path, then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    write_atomically(path, lambda name: fig.savefig(name, format="png", dpi=dpi))
+    plt.close(fig)

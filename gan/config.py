@@ -21,7 +21,7 @@ class TrainConfig:
     loss: str = "smmd"
     dataset: str = "digits"
     data_root: Optional[str] = None
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 64
     out: Optional[str] = None
     seed: int = 0

@@ -24,7 +24,7 @@ from typing import List
 import torch
 
 import fastmmd
-from gan.atomic import write_atomically, write_text_atomically
+from gan.atomic import save_figure_atomically, write_text_atomically
 
 KERNEL = fastmmd.Gaussian(bandwidth=1.0)
 LOSSES = ("smmd", "mmd")
@@ -120,9 +120,7 @@ def plot(histories: dict, lam: float, path: Path) -> None:
     right.set_xlabel("generator step")
     right.set_title("training the generator δ_θ towards δ_0")
     right.legend()
-    fig.tight_layout()
-    write_atomically(path, lambda name: fig.savefig(name, format="png", dpi=110))
-    plt.close(fig)
+    save_figure_atomically(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:

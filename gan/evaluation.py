@@ -1,8 +1,9 @@
-"""KID (and, on request, FID and Inception Score) of a generator against the training data, on the features of a
-fixed network: the digits classifier for the embedded dataset, the FID Inception network for natural images.
+"""KID, FID and Inception Score of a generator against the training data, on the features of a fixed network:
+the digits classifier for the embedded dataset, the FID Inception network for natural images.
 
 KID is fastmmd.kid's exact unbiased estimate over all pairs of the two feature sets (subsets=None), with its
 standard deviation from the estimator's variance: no random subsets, so the curve's only noise is the samples.
+FID and the Inception Score (of the network's class logits) come from the same features, for comparison.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import torch
 
 import fastmmd
 from gan.embedding import Embedding
+from gan.image_metrics import fid, inception_score
 
-__all__ = ["feature_network", "generate", "embed_generator", "KIDEvaluator"]
+__all__ = ["feature_network", "generate", "embed_generator", "Evaluator"]
 
 
 def feature_network(dataset: str, device="cpu", inception_weights: Optional[str] = None, cache_dir=None):
@@ -47,8 +49,8 @@ def embed_generator(generator, noise, features, batch_size: int = 500) -> Embedd
 
 
 @dataclass
-class KIDEvaluator:
-    """KID of generator(noise) against the real features; noise (N, z_dim) is fixed for the whole run.
+class Evaluator:
+    """Metrics of generator(noise) against the real features; noise (N, z_dim) is fixed for the whole run.
     real: Embedding of the real images, computed once."""
 
     features: object
@@ -56,12 +58,13 @@ class KIDEvaluator:
     noise: torch.Tensor
 
     @classmethod
-    def from_images(cls, features, real_images: torch.Tensor, noise: torch.Tensor) -> "KIDEvaluator":
+    def from_images(cls, features, real_images: torch.Tensor, noise: torch.Tensor) -> "Evaluator":
         parts = [features.embed(chunk) for chunk in real_images.split(500)]
         return cls(features, Embedding.concat(parts), noise)
 
     def __call__(self, generator) -> Dict[str, float]:
-        """{"kid": exact unbiased KID, "kid_std": its standard deviation}."""
+        """{"kid": exact unbiased KID, "kid_std": its standard deviation, "fid", "inception_score"}."""
         fake = embed_generator(generator, self.noise.to(next(generator.parameters()).device), self.features)
         result = fastmmd.kid(self.real.features.double(), fake.features.double(), subsets=None)
-        return {"kid": float(result.mean), "kid_std": float(result.std)}
+        return {"kid": float(result.mean), "kid_std": float(result.std),
+                "fid": fid(self.real.features, fake.features), "inception_score": inception_score(fake.logits)[0]}

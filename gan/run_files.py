@@ -3,14 +3,12 @@ checkpoint's length on resume), sample grids and the KID curve (PNG, written ato
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 from typing import Dict, List
 
 import torch
 
-from gan.atomic import write_atomically
+from gan.atomic import save_figure_atomically, write_atomically
 
 __all__ = ["MetricsLog", "save_grid", "plot_kid_curve", "read_metrics"]
 
@@ -34,8 +32,6 @@ class MetricsLog:
         line = json.dumps(record, allow_nan=False) + "\n"
         with open(self.path, "a") as f:
             f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def read_metrics(path) -> List[Dict]:
@@ -70,10 +66,4 @@ def plot_kid_curve(records: List[Dict], path, title: str) -> None:
     ax.set_ylabel("KID (exact, ± std)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    write_atomically(path, lambda name: fig.savefig(name, format="png", dpi=100))
-    plt.close(fig)
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, float) and math.isfinite(value)
+    save_figure_atomically(fig, path)

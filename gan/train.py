@@ -6,10 +6,10 @@
     python -m gan.train --out runs/smmd-digits --resume   # continue an interrupted run exactly
 
 Writes in --out: metrics.jsonl (a JSON object per line: integer "step", "lr", the mean losses since the last
-line, "elapsed" seconds, and "kid"/"kid_std" at step 0, every --eval-every steps and at the end),
-samples_STEP.png (8×8 grids from fixed noise), kid_curve.png, config.json and checkpoint.pt (atomic;
-written every --checkpoint-every steps, at the end and on Ctrl-C/SIGTERM). Bad data or settings: one line
-on stderr and exit status 2.
+line, "elapsed" seconds, and "kid"/"kid_std", "fid" and "inception_score" at step 0, every --eval-every
+steps and at the end), samples_STEP.png (8×8 grids from fixed noise), kid_curve.png, config.json and
+checkpoint.pt (atomic; written every --checkpoint-every steps, at the end and on Ctrl-C/SIGTERM). Bad data
+or settings: one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 from gan.atomic import save_torch_atomically, write_text_atomically
 from gan.config import TrainConfig, build_parser, config_from_args
 from gan.data import DataError, load_dataset
-from gan.evaluation import KIDEvaluator, embed_generator, feature_network, generate
+from gan.evaluation import Evaluator, embed_generator, feature_network, generate
 from gan.lr_adaptation import RelativeTestLR
 from gan.run_files import MetricsLog, plot_kid_curve, read_metrics, save_grid
 from gan.trainer import Trainer
@@ -94,7 +94,7 @@ class Run:
         self.grid_noise = noise[:GRID_SAMPLES].to(self.device)
         reference = torch.randperm(len(data), generator=fixed)[:config.eval_real]
         features = feature_network(config.dataset, self.device, config.inception_weights)
-        self.evaluator = KIDEvaluator.from_images(features, data.batch(reference).to(self.device), noise)
+        self.evaluator = Evaluator.from_images(features, data.batch(reference).to(self.device), noise)
         self.adapter = (RelativeTestLR(self.trainer.recipe.lr_decay, every=config.adapt_every)
                         if config.lr_adapt else None)
         self.elapsed = 0.0

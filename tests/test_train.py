@@ -2,7 +2,6 @@
 same losses with the materialised reference backend as with the fused one (a convergence test)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -143,3 +142,14 @@ def test_reference_and_fused_backends_train_the_same(tmp_path, gan_cache, loss):
     assert len(curves["cpu"]) == 200
     torch.testing.assert_close(torch.tensor(curves["cpu"]), torch.tensor(curves["reference"]), rtol=1e-6,
                                atol=1e-9)
+
+
+def test_learning_rate_adaptation_logs_its_tests(tmp_path, gan_cache):
+    assert _run(tmp_path, "--steps", "12", "--critic-steps", "1", "--log-every", "1", "--eval-every", "100",
+                "--lr-adapt", "--adapt-every", "1") == 0
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    tested = [r for r in records if "lr_test_p" in r]
+    assert [r["step"] for r in tested] == [11, 12]  # the first test needs 10 earlier feature sets
+    assert all(0 <= r["lr_test_p"] <= 1 and r["lr_decayed"] in (0, 1) for r in tested)
+    payload = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert len(payload["adapter"]["history"]) == 10
