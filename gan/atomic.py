@@ -12,15 +12,22 @@ import torch
 __all__ = ["write_atomically", "save_torch_atomically", "write_text_atomically", "save_figure_atomically"]
 
 
+def _permissions_of_a_new_file() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomically(path, write: Callable[[str], None]) -> None:
     """Call write(temporary_name), then rename the temporary file to path; the temporary file is removed
-    if write fails."""
+    if write fails. The file gets the permissions of a plainly created one (tempfile's are owner-only)."""
     path = Path(path)
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.",
                                      suffix=path.suffix) as tmp:
         name = tmp.name
     try:
         write(name)
+        os.chmod(name, _permissions_of_a_new_file())
         os.replace(name, path)
     finally:
         if os.path.exists(name):
