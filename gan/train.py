@@ -17,7 +17,7 @@ import json
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -162,6 +162,20 @@ class Run:
         return True
 
 
+RESUMABLE = ("out", "steps", "device", "progress")
+
+
+def _check_unchanged(given: TrainConfig, saved: TrainConfig) -> None:
+    """A setting given on the command line (not its default) that differs from the checkpoint's is an error:
+    a resumed run keeps its settings."""
+    default = TrainConfig()
+    changed = [f.name for f in fields(TrainConfig) if f.name not in RESUMABLE
+               and getattr(given, f.name) != getattr(saved, f.name) and getattr(given, f.name) != getattr(default, f.name)]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise RunError(f"--resume continues the run with its own settings, but {flags} differ from its checkpoint's")
+
+
 def _start(config: TrainConfig, resume: bool) -> Run:
     out = Path(config.resolved_out())
     checkpoint = out / CHECKPOINT
@@ -172,7 +186,8 @@ def _start(config: TrainConfig, resume: bool) -> Run:
                            f"another --out")
         payload = load_checkpoint(checkpoint)
         saved = TrainConfig.from_dict(payload["config"])
-        config = replace(saved, steps=config.steps, device=config.device, progress=config.progress)
+        _check_unchanged(config, saved)
+        config = replace(saved, out=config.out, steps=config.steps, device=config.device, progress=config.progress)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     return Run(config, payload)

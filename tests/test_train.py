@@ -115,10 +115,14 @@ def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, gan_cache)
     assert step >= 3 and read_metrics(out / "metrics.jsonl")[-1]["step"] <= step
 
 
-def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, gan_cache, capsys):
+def test_an_existing_run_is_not_overwritten_and_a_resume_keeps_its_settings(tmp_path, gan_cache, capsys):
     assert _run(tmp_path, "--steps", "1", "--critic-steps", "1") == 0
     assert _run(tmp_path, "--steps", "1", "--critic-steps", "1") == 2
     assert "--resume" in capsys.readouterr().err
+    assert _run(tmp_path, "--steps", "2", "--critic-steps", "1", "--loss", "wgan-gp", "--resume") == 2
+    assert "--loss differ" in capsys.readouterr().err
+    assert _run(tmp_path, "--steps", "2", "--resume") == 0  # flags left at their defaults keep the saved ones
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["config"]["critic_steps"] == 1
 
 
 @pytest.mark.parametrize("dataset", ["npz:/nonexistent/images.npz", "folder:/nonexistent", "mnist"])
