@@ -80,7 +80,10 @@ class SMMDLoss(GANLoss):
         return -value, {"smmd2": _number(value)}
 
     def generator_loss(self, critic, real, fake, ctx):
-        value = fastmmd.smmd2(critic, real, fake, kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
+        # The scale depends on the critic and the real batch only: detached, the generator's backward pass
+        # skips the double backward through the Jacobian norms.
+        scale = fastmmd.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam).detach()
+        value = scale * fastmmd.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"smmd2": _number(value)}
 
 

@@ -57,6 +57,10 @@ def test_smmd_loss_is_fastmmd_smmd2():
     expected = fastmmd.smmd2(critic, real, fake, kernel=fastmmd.Gaussian(1.0), lam=1.0, backend="reference")
     torch.testing.assert_close(-critic_loss, expected)
     torch.testing.assert_close(generator_loss, expected)
+    fake = fake.clone().requires_grad_(True)
+    (got,) = torch.autograd.grad(get_loss("smmd").generator_loss(critic, real, fake, ctx)[0], fake)
+    (want,) = torch.autograd.grad(fastmmd.smmd2(critic, real, fake, kernel=fastmmd.Gaussian(1.0), lam=1.0), fake)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-14)
 
 
 def _materialised_witness(points, phi_real, phi_fake):
