@@ -22,9 +22,9 @@ from gan.atomic import write_text_atomically
 from gan.config import TrainConfig
 from gan.data import DataError, load_dataset
 from gan.embedding import Embedding
-from gan.evaluation import embed_generator, feature_network
+from gan.evaluation import embed_generator, embed_images, feature_network
 from gan.image_metrics import fid, inception_score
-from gan.networks import NetworkConfig, build_generator
+from gan.networks import NetworkConfig, build_generator, sample_noise
 from gan.train import RunError, load_checkpoint, resolve_device
 
 __all__ = ["evaluate_checkpoint", "main"]
@@ -59,8 +59,8 @@ def evaluate_checkpoint(checkpoint, samples: int = 2000, real: int = 10000, seed
     rng = torch.Generator().manual_seed(seed)
     picked = torch.randperm(len(data), generator=rng)[:real]
     features = feature_network(config.dataset, device, inception_weights or config.inception_weights)
-    real_embedding = Embedding.concat(features.embed(chunk.to(device)) for chunk in data.batch(picked).split(500))
-    noise = (torch.rand((samples, config.z_dim), generator=rng) * 2 - 1).to(device, next(generator.parameters()).dtype)
+    real_embedding = embed_images(features, data.batch(picked).to(device))
+    noise = sample_noise(samples, config.z_dim, rng).to(device, next(generator.parameters()).dtype)
     fake_embedding = embed_generator(generator, noise, features)
     score, score_std = inception_score(fake_embedding.logits)
     return {"step": int(payload["trainer"]["step"]), "loss": config.loss, "dataset": config.dataset,

@@ -16,7 +16,7 @@ import fastmmd
 from gan.embedding import Embedding
 from gan.image_metrics import fid, inception_score
 
-__all__ = ["feature_network", "generate", "embed_generator", "Evaluator"]
+__all__ = ["feature_network", "generate", "embed_images", "embed_generator", "Evaluator"]
 
 
 def feature_network(dataset: str, device="cpu", inception_weights: Optional[str] = None, cache_dir=None):
@@ -43,6 +43,11 @@ def generate(generator: torch.nn.Module, noise: torch.Tensor, batch_size: int = 
         generator.train(was_training)
 
 
+def embed_images(features, images: torch.Tensor, batch_size: int = 500) -> Embedding:
+    """Embedding of images (N, C, H, W) in [-1, 1] by the feature network, `batch_size` at a time."""
+    return Embedding.concat(features.embed(chunk) for chunk in images.split(batch_size))
+
+
 def embed_generator(generator, noise, features, batch_size: int = 500) -> Embedding:
     parts = [features.embed(generate(generator, chunk)) for chunk in noise.split(batch_size)]
     return Embedding.concat(parts)
@@ -59,8 +64,7 @@ class Evaluator:
 
     @classmethod
     def from_images(cls, features, real_images: torch.Tensor, noise: torch.Tensor) -> "Evaluator":
-        parts = [features.embed(chunk) for chunk in real_images.split(500)]
-        return cls(features, Embedding.concat(parts), noise)
+        return cls(features, embed_images(features, real_images), noise)
 
     def __call__(self, generator) -> Dict[str, float]:
         """{"kid": exact unbiased KID, "kid_std": its standard deviation, "fid", "inception_score"}."""

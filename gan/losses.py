@@ -82,8 +82,10 @@ class SMMDLoss(GANLoss):
     def generator_loss(self, critic, real, fake, ctx):
         # The scale depends on the critic and the real batch only: detached, the generator's backward pass
         # skips the double backward through the Jacobian norms.
-        scale = fastmmd.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam).detach()
-        value = scale * fastmmd.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
+        real = real.detach().requires_grad_(True)
+        phi_real = critic(real)
+        scale = fastmmd.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
+        value = scale * fastmmd.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"smmd2": _number(value)}
 
 

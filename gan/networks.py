@@ -15,7 +15,7 @@ from torch import nn
 
 from gan.spectral import constrain
 
-__all__ = ["ARCHITECTURES", "NetworkConfig", "build_generator", "build_critic"]
+__all__ = ["ARCHITECTURES", "NetworkConfig", "build_generator", "build_critic", "sample_noise"]
 
 ARCHITECTURES = ("dcgan", "resnet")
 IMAGE_SIZE = 32
@@ -135,6 +135,11 @@ class ResNetCritic(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(images).sum(dim=(2, 3)))
+
+
+def sample_noise(n: int, z_dim: int, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """The generators' prior z ~ U(−1, 1)^z_dim: (n, z_dim) on the CPU, drawn from `generator`."""
+    return torch.rand((n, z_dim), generator=generator, dtype=dtype) * 2 - 1
 
 
 def _check(config: NetworkConfig) -> None:

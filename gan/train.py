@@ -28,6 +28,7 @@ from gan.config import TrainConfig, build_parser, config_from_args
 from gan.data import DataError, load_dataset
 from gan.evaluation import Evaluator, embed_generator, feature_network, generate
 from gan.lr_adaptation import RelativeTestLR
+from gan.networks import sample_noise
 from gan.run_files import MetricsLog, plot_kid_curve, read_metrics, save_grid
 from gan.trainer import Trainer
 
@@ -90,7 +91,7 @@ class Run:
         self.trainer = Trainer(config, data, self.device)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         fixed = torch.Generator().manual_seed(config.seed + 1)
-        noise = (torch.rand((config.eval_samples, config.z_dim), generator=fixed) * 2 - 1).to(self.trainer.dtype)
+        noise = sample_noise(config.eval_samples, config.z_dim, fixed).to(self.trainer.dtype)
         self.grid_noise = noise[:GRID_SAMPLES].to(self.device)
         reference = torch.randperm(len(data), generator=fixed)[:config.eval_real]
         features = feature_network(config.dataset, self.device, config.inception_weights)

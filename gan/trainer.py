@@ -10,7 +10,7 @@ import torch
 from gan.config import TrainConfig
 from gan.data import ImageData
 from gan.losses import LossContext, get_loss
-from gan.networks import NetworkConfig, build_critic, build_generator
+from gan.networks import NetworkConfig, build_critic, build_generator, sample_noise
 from gan.recipes import recipe_for
 
 __all__ = ["Trainer", "LossAverages"]
@@ -90,8 +90,7 @@ class Trainer:
 
     def noise(self, n: int) -> torch.Tensor:
         """z ~ U(−1, 1)^(n, z_dim), drawn on the CPU from the run's generator."""
-        z = torch.rand((n, self.config.z_dim), generator=self.rng, dtype=self.dtype) * 2 - 1
-        return z.to(self.device)
+        return sample_noise(n, self.config.z_dim, self.rng, self.dtype).to(self.device)
 
     def real_batch(self) -> torch.Tensor:
         count = min(self.config.batch_size, len(self.data))
