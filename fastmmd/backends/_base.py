@@ -58,6 +58,14 @@ class Backend(abc.ABC):
         no such pass (callers then use two kernel_matmul products)."""
         return None
 
+    def pair_sum(self, a: torch.Tensor, b: torch.Tensor, kernel: Kernel, symmetric: bool, exclude_diag: bool,
+                 need_grad: bool, precision: str, num_threads: int) -> tuple:
+        """(S, dS/da, dS/db) of one block, S = Σ_{i,j} k(a_i, b_j) over the ordered pairs of a (n, d) and b (m, d)
+        (without i = j when exclude_diag, n = m): S a 0-dim float64 tensor on a's device, the gradients in a's
+        dtype, or None without need_grad. With `symmetric` (b is a) dS/da is the derivative through both
+        arguments and dS/db is None. The per-block primitive of fastmmd.distributed."""
+        raise NotImplementedError(f"backend {self.name!r} has no pair_sum")
+
     def op_reasons(self, op: str) -> List[str]:
         """Why this backend cannot run the op `op` ("mmd2", "kernel_matmul") at all (empty: it can)."""
         return []

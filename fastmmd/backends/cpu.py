@@ -107,6 +107,20 @@ class CpuBackend(Backend):
         grad_y = plan.yy_weight * g_yy + plan.xy_weight * g_xy_y
         return value, torch.from_numpy(grad_x), torch.from_numpy(grad_y)
 
+    def pair_sum(self, a, b, kernel, symmetric, exclude_diag, need_grad, precision, num_threads):
+        """The C++ pair_sum pass (csrc/INTERFACE.md) on one block; translation-invariant kernels see a and b
+        shifted by their pooled mean (the block sum itself is unchanged)."""
+        ext = _extension.require("cpu")
+        table = kernel.terms(a.shape[1])
+        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
+        aa, ba = _as_numpy_inputs(a, a if symmetric else b, center)
+        total, grad_a, grad_b = ext.pair_sum(aa, aa if symmetric else ba, table, symmetric, exclude_diag,
+                                             need_grad, num_threads)
+        total = torch.tensor(total, dtype=torch.float64)
+        if not need_grad:
+            return total, None, None
+        return total, torch.from_numpy(grad_a), None if symmetric else torch.from_numpy(grad_b)
+
     def kernel_matmul(
         self,
         a: torch.Tensor,

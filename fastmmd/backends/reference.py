@@ -48,6 +48,20 @@ class ReferenceBackend(Backend):
         estimators=ESTIMATORS,
     )
 
+    def pair_sum(self, a, b, kernel, symmetric, exclude_diag, need_grad, precision, num_threads):
+        """The block sum from the float64 Gram matrix, gradients by autograd."""
+        with torch.enable_grad():
+            a64 = a.detach().to(torch.float64).requires_grad_(need_grad)
+            b64 = a64 if symmetric else b.detach().to(torch.float64).requires_grad_(need_grad)
+            gram = kernel.gram(a64, b64)
+            total = _off_diagonal_sum(gram) if exclude_diag else gram.sum()
+            if not need_grad:
+                return total.detach(), None, None
+            inputs = (a64,) if symmetric else (a64, b64)
+            grads = torch.autograd.grad(total, inputs)
+        grad_b = None if symmetric else grads[1].to(b.dtype)
+        return total.detach(), grads[0].to(a.dtype), grad_b
+
     def mmd2(self, x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str) -> torch.Tensor:
         """MMD² of x (n, d) and y (m, d), computed in float64 and returned in x's dtype (0-dim)."""
         x64, y64 = x.to(torch.float64), y.to(torch.float64)

@@ -124,6 +124,15 @@ class TritonBackend(Backend):
             return launch.mmd2_with_grads(x, y, terms, plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
 
+    def pair_sum(self, a, b, kernel, symmetric, exclude_diag, need_grad, precision, num_threads):
+        """One block's sum and gradients (launch.pair_sum); `num_threads` is not used."""
+        launch = _kernels.require("triton")
+        a = a.detach().contiguous()
+        b = a if symmetric else b.detach().contiguous()
+        with _on_device(a):
+            return launch.pair_sum(a, b, kernel.terms(a.shape[1]).ravel().tolist(), symmetric, exclude_diag,
+                                   need_grad, _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
+
     def kernel_matmul(
         self,
         a: torch.Tensor,

@@ -336,6 +336,40 @@ def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: 
     return value.to(x.dtype), grad_x, grad_y
 
 
+def pair_sum(a, b, terms, symmetric: bool, exclude_diag: bool, need_grad: bool, precision: str,
+             translation_invariant_families):
+    """(S, dS/da, dS/db) of the block S = sum_{i,j} k(a_i, b_j) of contiguous a (n, d), b (m, d) (b unused when
+    symmetric: then dS/da is through both arguments and dS/db is None); S 0-dim float64, gradients None
+    without need_grad. Centred on the pooled mean only for translation-invariant kernels (the block sum of
+    Linear or Energy changes with a shift)."""
+    b = a if symmetric else b
+    prep = prepare(a, b, terms, precision, translation_invariant_families)
+    if not need_grad:
+        return block_value(a, b, prep.sq_x, prep.sq_y, prep, symmetric, exclude_diag), None, None
+    d = a.shape[1]
+    if d <= (OWNER_MAX_D_EXPLICIT if prep.explicit else OWNER_MAX_D):
+        grad_a = torch.empty_like(a)
+        total = owner_pass(a, b, prep.sq_x, prep.sq_y, prep, grad_a, 2.0 if symmetric else 1.0, exclude_diag,
+                           accumulate=False, want_value=True)
+        if symmetric:
+            return total, grad_a, None
+        grad_b = torch.empty_like(b)
+        owner_pass(b, a, prep.sq_y, prep.sq_x, prep, grad_b, 1.0, exclude_diag, accumulate=False,
+                   want_value=False)
+        return total, grad_a, grad_b
+    grad_a = torch.zeros_like(a)
+    grad_b = None if symmetric else torch.zeros_like(b)
+    total = chunked_block(ChunkRunner(prep, a, CHUNK), a, b, prep.sq_x, prep.sq_y, grad_a, grad_b, 1.0, symmetric,
+                          exclude_diag)
+    w_e = prep.packed.energy_weight
+    if w_e != 0.0:
+        n, m = a.shape[0], b.shape[0]
+        add_energy_norm_gradient(grad_a, a, w_e * (2 if symmetric else 1) * (m - exclude_diag))
+        if not symmetric:
+            add_energy_norm_gradient(grad_b, b, w_e * (n - exclude_diag))
+    return total, grad_a, grad_b
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Kernel-matrix products
 
