@@ -16,15 +16,15 @@ import torch
 
 from fastmmd._derivative_terms import smooth_reason
 from fastmmd._validation import check_choice
-from fastmmd.kernels import Family, Kernel, resolve_kernel
+from fastmmd.kernels import Family, resolve_kernel
 from fastmmd.ops.mmd2 import mmd2
 
-__all__ = ["jacobian_sqnorm", "smmd_scale", "smmd2", "JACOBIAN_METHODS"]
+__all__ = ["jacobian_sqnorm", "smmd_scale", "smmd_terms", "smmd2", "check_lam", "critic_outputs", "JACOBIAN_METHODS"]
 
 JACOBIAN_METHODS = ("exact", "hutchinson")
 
 
-def _outputs(critic, x: torch.Tensor) -> torch.Tensor:
+def critic_outputs(critic, x: torch.Tensor) -> torch.Tensor:
     out = critic(x)
     if out.dim() == 1:
         out = out[:, None]
@@ -53,7 +53,7 @@ def jacobian_sqnorm(critic, x: torch.Tensor, method: str = "exact", probes: int 
     check_choice("method", method, JACOBIAN_METHODS)
     if outputs is None:
         x = x if x.requires_grad else x.detach().requires_grad_(True)
-        outputs = _outputs(critic, x)
+        outputs = critic_outputs(critic, x)
     dim = outputs.shape[1]
     if method == "exact":
         eye = torch.eye(dim, dtype=outputs.dtype, device=outputs.device)
@@ -99,17 +99,28 @@ def _dot_value_and_derivatives(table: np.ndarray, t: torch.Tensor):
     return f, f1, f2
 
 
+def check_lam(lam) -> None:
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+        raise ValueError(f"lam must be a number >= 0; got {lam!r}")
+
+
 def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, jacobian: str = "exact",
                probes: int = 8, generator=None, outputs: torch.Tensor = None) -> torch.Tensor:
     """σ² = 1 / (λ + mean over the real batch of [k(X, X) + trace term]) (0-dim), differentiable in the
     critic's parameters. real (B, ...): the sample S; outputs: critic(real) if already computed from a real
     that requires grad. kernel: a Kernel or a name, smooth at a = b (not Laplacian or Energy)."""
+    check_lam(lam)
+    return 1.0 / (lam + smmd_terms(critic, real, kernel, jacobian, probes, generator, outputs).mean())
+
+
+def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "exact", probes: int = 8,
+               generator=None, outputs: torch.Tensor = None) -> torch.Tensor:
+    """k(X, X) + tr(Jᵀ H J) for each sample X of the real batch (B, ...): (B,), differentiable in the critic's
+    parameters; the mean of these is what σ² adds to λ (arguments as `smmd_scale`)."""
     kernel = resolve_kernel(kernel)
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
-        raise ValueError(f"lam must be a number >= 0; got {lam!r}")
     if outputs is None:
         real = real if real.requires_grad else real.detach().requires_grad_(True)
-        outputs = _outputs(critic, real)
+        outputs = critic_outputs(critic, real)
     table = kernel.terms(outputs.shape[1])
     reason = smooth_reason(table)
     if reason is not None:
@@ -122,7 +133,7 @@ def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, 
     if (f2 != 0).any():
         (jt_phi,) = torch.autograd.grad(outputs, real, outputs, create_graph=True)
         per_sample = per_sample + f2 * jt_phi.reshape(real.shape[0], -1).pow(2).sum(1)
-    return 1.0 / (lam + per_sample.mean())
+    return per_sample
 
 
 def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam: float = 1.0,
@@ -136,8 +147,8 @@ def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam
     Differentiable in the critic's parameters (double backprop through the scale) and in fake.
     """
     real = real if real.requires_grad else real.detach().requires_grad_(True)
-    phi_real = _outputs(critic, real)
-    phi_fake = _outputs(critic, fake)
+    phi_real = critic_outputs(critic, real)
+    phi_fake = critic_outputs(critic, fake)
     scale = smmd_scale(critic, real, kernel, lam, jacobian, probes, generator, outputs=phi_real)
     return scale * mmd2(phi_fake, phi_real, kernel=kernel, estimator="unbiased", backend=backend,
                         precision=precision)
