@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 import fastmmd
+import fastmmd.distributed
+from gan.sharding import SINGLE, Shards
 
 __all__ = ["LossContext", "GANLoss", "LOSSES", "FGAN_DIVERGENCES", "gradient_penalty", "get_loss"]
 
@@ -26,33 +28,43 @@ Losses = Tuple[torch.Tensor, Dict[str, float]]
 @dataclass(frozen=True)
 class LossContext:
     """What a loss needs besides the batches: the kernel on the critic's features (MMD losses), λ of SMMD,
-    the penalty weight, fastmmd's backend, and the random generator (interpolation coefficients)."""
+    the penalty weight, fastmmd's backend, the random generator (interpolation coefficients), and the
+    ranks whose batches make the global batch (the MMD losses then run on fastmmd.distributed)."""
 
     kernel: object = None
     lam: float = 1.0
     penalty: float = 0.0
     backend: str = "auto"
     rng: torch.Generator = None
+    shards: Shards = SINGLE
+
+    @property
+    def mmd2(self):
+        """fastmmd.mmd2, or its distributed version over the global batch."""
+        return fastmmd.distributed.mmd2 if self.shards.distributed else fastmmd.mmd2
 
 
 def _number(value: torch.Tensor) -> float:
     return float(value.detach())
 
 
-def _interpolates(real: torch.Tensor, fake: torch.Tensor, rng) -> torch.Tensor:
-    """x̂ = (1 − α) real + α fake, α ~ U[0, 1] per sample (batches of equal size); requires grad."""
+def _interpolates(real: torch.Tensor, fake: torch.Tensor, rng, shards: Shards = SINGLE) -> torch.Tensor:
+    """x̂ = (1 − α) real + α fake, α ~ U[0, 1] per sample (batches of equal size; on several ranks α is
+    drawn for the global batch and each rank keeps its rows); requires grad."""
     if real.shape != fake.shape:
         raise ValueError(f"the gradient penalty pairs real and fake samples: shapes {tuple(real.shape)} and "
                          f"{tuple(fake.shape)} differ")
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=rng, dtype=real.dtype,
-                       device=real.device)
+    alpha = torch.rand((real.shape[0] * shards.world,) + (1,) * (real.dim() - 1), generator=rng,
+                       dtype=real.dtype, device=real.device)
+    alpha = shards.take(alpha)
     return ((1 - alpha) * real + alpha * fake).requires_grad_(True)
 
 
-def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real, fake, rng) -> torch.Tensor:
+def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real, fake, rng,
+                     shards: Shards = SINGLE) -> torch.Tensor:
     """mean((‖∇ score(x̂)‖ − 1)²) over interpolates x̂, the norm over each whole flattened sample; score maps
     (B, ...) to (B,); differentiable in score's parameters (create_graph)."""
-    points = _interpolates(real, fake.detach(), rng)
+    points = _interpolates(real, fake.detach(), rng, shards)
     (grads,) = torch.autograd.grad(score(points).sum(), points, create_graph=True)
     return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
@@ -76,16 +88,18 @@ class SMMDLoss(GANLoss):
     name = "smmd"
 
     def critic_loss(self, critic, real, fake, ctx):
-        value = fastmmd.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
+        ops = fastmmd.distributed if ctx.shards.distributed else fastmmd
+        value = ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
         return -value, {"smmd2": _number(value)}
 
     def generator_loss(self, critic, real, fake, ctx):
         # The scale depends on the critic and the real batch only: detached, the generator's backward pass
         # skips the double backward through the Jacobian norms.
+        ops = fastmmd.distributed if ctx.shards.distributed else fastmmd
         real = real.detach().requires_grad_(True)
         phi_real = critic(real)
-        scale = fastmmd.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
-        value = scale * fastmmd.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
+        scale = ops.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
+        value = scale * ctx.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"smmd2": _number(value)}
 
 
@@ -98,20 +112,23 @@ class MMDLoss(GANLoss):
     def critic_loss(self, critic, real, fake, ctx):
         fake = fake.detach()
         phi_real, phi_fake = critic(real), critic(fake)
-        value = fastmmd.mmd2(phi_fake, phi_real, kernel=ctx.kernel, backend=ctx.backend)
+        value = ctx.mmd2(phi_fake, phi_real, kernel=ctx.kernel, backend=ctx.backend)
         logs = {"mmd2": _number(value)}
         loss = -value
         if ctx.penalty > 0:
+            if ctx.shards.distributed:
+                raise ValueError("mmd-gp's penalty needs the witness over the global batch at each rank's "
+                                 "points, which fastmmd.distributed does not provide yet; train it on one process")
             def witness(points):
                 return fastmmd.witness(critic(points), phi_real, phi_fake, kernel=ctx.kernel, backend=ctx.backend)
 
-            penalty = gradient_penalty(witness, real, fake, ctx.rng)
+            penalty = gradient_penalty(witness, real, fake, ctx.rng, ctx.shards)
             loss = loss + ctx.penalty * penalty
             logs["penalty"] = _number(penalty)
         return loss, logs
 
     def generator_loss(self, critic, real, fake, ctx):
-        value = fastmmd.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
+        value = ctx.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"mmd2": _number(value)}
 
 
@@ -126,7 +143,7 @@ class WassersteinLoss(GANLoss):
         logs = {"wasserstein": _number(distance)}
         loss = -distance
         if ctx.penalty > 0:
-            penalty = gradient_penalty(lambda p: critic(p)[:, 0], real, fake, ctx.rng)
+            penalty = gradient_penalty(lambda p: critic(p)[:, 0], real, fake, ctx.rng, ctx.shards)
             loss = loss + ctx.penalty * penalty
             logs["penalty"] = _number(penalty)
         return loss, logs

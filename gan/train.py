@@ -4,12 +4,14 @@
     python -m gan.train --loss wgan-gp --steps 3000 --out runs/wgan-gp
     python -m gan.train --loss sn-smmd --dataset cifar10 --device cuda --steps 150000 --eval-every 2000
     python -m gan.train --out runs/smmd-digits --resume   # continue an interrupted run exactly
+    torchrun --nproc-per-node 2 -m gan.train --out runs/smmd-ddp   # data parallel, global batch 2 × 64
 
 Writes in --out: metrics.jsonl (a JSON object per line: integer "step", "lr", the mean losses since the last
 line, "elapsed" seconds, and "kid"/"kid_std", "fid" and "inception_score" at step 0, every --eval-every
 steps and at the end), samples_STEP.png (8×8 grids from fixed noise), kid_curve.png, config.json and
 checkpoint.pt (atomic; written every --checkpoint-every steps, at the end and on Ctrl-C/SIGTERM). Bad data
-or settings: one line on stderr and exit status 2.
+or settings: one line on stderr and exit status 2. Under torchrun every rank trains on its share of the
+global batch (gan.sharding) and rank 0 alone evaluates and writes these files.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from gan.evaluation import Evaluator, embed_generator, feature_network, generate
 from gan.lr_adaptation import RelativeTestLR
 from gan.networks import sample_noise
 from gan.run_files import MetricsLog, plot_kid_curve, read_metrics, save_grid
+from gan.sharding import SINGLE, Shards, shards_from_environment
 from gan.trainer import Trainer
 
 __all__ = ["RunError", "train", "main", "load_checkpoint", "resolve_device", "CHECKPOINT"]
@@ -80,22 +83,40 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-class Run:
-    """A training run in its folder: the trainer, the evaluator, the metrics log and the checkpoint."""
+def check_distributable(config: TrainConfig, shards: Shards, dataset_size: int) -> None:
+    """RunError for settings a run on several ranks cannot honour."""
+    if not shards.distributed:
+        return
+    if config.loss == "mmd-gp":
+        raise RunError("--loss mmd-gp cannot run on several ranks yet (its penalty needs the witness over the "
+                       "global batch); run it as one process")
+    if config.lr_adapt:
+        raise RunError("--lr-adapt cannot run on several ranks yet; run it as one process")
+    if config.batch_size * shards.world > dataset_size:
+        raise RunError(f"the global batch ({shards.world} ranks × --batch-size {config.batch_size}) is larger "
+                       f"than the dataset ({dataset_size} images)")
 
-    def __init__(self, config: TrainConfig, payload: Optional[Dict] = None):
-        self.config = config
+
+class Run:
+    """A training run in its folder: the trainer, the evaluator, the metrics log and the checkpoint. On
+    several ranks only the main one evaluates and writes files."""
+
+    def __init__(self, config: TrainConfig, payload: Optional[Dict] = None, shards: Shards = SINGLE):
+        self.config, self.shards = config, shards
         self.out = Path(config.resolved_out())
         self.device = resolve_device(config.device)
         data = load_dataset(config.dataset, data_root=config.data_root)
-        self.trainer = Trainer(config, data, self.device)
+        check_distributable(config, shards, len(data))
+        self.trainer = Trainer(config, data, self.device, shards)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         fixed = torch.Generator().manual_seed(config.seed + 1)
         noise = sample_noise(config.eval_samples, config.z_dim, fixed).to(self.trainer.dtype)
         self.grid_noise = noise[:GRID_SAMPLES].to(self.device)
         reference = torch.randperm(len(data), generator=fixed)[:config.eval_real]
-        features = feature_network(config.dataset, self.device, config.inception_weights)
-        self.evaluator = Evaluator.from_images(features, data.batch(reference).to(self.device), noise)
+        self.evaluator = None
+        if shards.main:
+            features = feature_network(config.dataset, self.device, config.inception_weights)
+            self.evaluator = Evaluator.from_images(features, data.batch(reference).to(self.device), noise)
         self.adapter = (RelativeTestLR(self.trainer.recipe.lr_decay, every=config.adapt_every)
                         if config.lr_adapt else None)
         self.elapsed = 0.0
@@ -104,11 +125,14 @@ class Run:
             self.elapsed = float(payload["elapsed"])
             if self.adapter is not None and payload.get("adapter") is not None:
                 self.adapter.load_state_dict(payload["adapter"])
-            self.metrics.truncate(int(payload["metrics_bytes"]))
-        else:
+            if shards.main:
+                self.metrics.truncate(int(payload["metrics_bytes"]))
+        elif shards.main:
             self.metrics.truncate(0)
 
     def save(self) -> None:
+        if not self.shards.main:
+            return
         payload = {"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(),
                    "networks": asdict(self.trainer.networks), "trainer": self.trainer.state_dict(),
                    "elapsed": self.elapsed, "metrics_bytes": self.metrics.size(),
@@ -126,6 +150,8 @@ class Run:
         trainer = self.trainer
         record = {"step": trainer.step_count, "lr": trainer.lr, "elapsed": round(self.elapsed, 3)}
         record.update(trainer.averages.pop())
+        if not self.shards.main:
+            return record
         if evaluate:
             record.update(self.evaluate())
         if self.adapter is not None and self.adapter.due(trainer.step_count):
@@ -141,8 +167,10 @@ class Run:
     def loop(self, progress) -> bool:
         """Train to config.steps; False when stopped early by a signal (after a checkpoint)."""
         config, trainer = self.config, self.trainer
-        if trainer.step_count == 0 and self.metrics.size() == 0:
-            progress.set_postfix(kid=f"{self.record(evaluate=True)['kid']:.4g}")
+        if trainer.step_count == 0 and (not self.shards.main or self.metrics.size() == 0):
+            record = self.record(evaluate=True)
+            if "kid" in record:
+                progress.set_postfix(kid=f"{record['kid']:.4g}")
         with _StopRequest() as stop:
             while trainer.step_count < config.steps:
                 started = time.perf_counter()
@@ -152,12 +180,12 @@ class Run:
                 due_eval = step % config.eval_every == 0 or step == config.steps
                 if due_eval or step % config.log_every == 0:
                     record = self.record(evaluate=due_eval)
-                    if due_eval:
+                    if "kid" in record:
                         progress.set_postfix(kid=f"{record['kid']:.4g}")
                 progress.update(1)
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     self.save()
-                if stop.requested:
+                if self.shards.any(stop.requested):  # every rank stops at the same step
                     self.save()
                     return False
         return True
@@ -177,7 +205,7 @@ def _check_unchanged(given: TrainConfig, saved: TrainConfig) -> None:
         raise RunError(f"--resume continues the run with its own settings, but {flags} differ from its checkpoint's")
 
 
-def _start(config: TrainConfig, resume: bool) -> Run:
+def _start(config: TrainConfig, resume: bool, shards: Shards) -> Run:
     out = Path(config.resolved_out())
     checkpoint = out / CHECKPOINT
     payload = None
@@ -189,20 +217,23 @@ def _start(config: TrainConfig, resume: bool) -> Run:
         saved = TrainConfig.from_dict(payload["config"])
         _check_unchanged(config, saved)
         config = replace(saved, out=config.out, steps=config.steps, device=config.device, progress=config.progress)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    return Run(config, payload)
+    if shards.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    return Run(config, payload, shards)
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run (or resume) the training described by config; returns the output folder."""
-    run = _start(config, resume)
+def train(config: TrainConfig, resume: bool = False, shards: Shards = SINGLE) -> Path:
+    """Run (or resume) the training described by config (on this rank of `shards`); returns the output
+    folder."""
+    run = _start(config, resume, shards)
     from tqdm import tqdm
 
-    with tqdm(total=run.config.steps, initial=run.trainer.step_count, disable=not run.config.progress,
+    with tqdm(total=run.config.steps, initial=run.trainer.step_count,
+              disable=not (run.config.progress and shards.main),
               desc=run.config.loss, unit="step", file=sys.stderr) as progress:
         finished = run.loop(progress)
-    if not finished:
+    if not finished and shards.main:
         print(f"stopped at step {run.trainer.step_count}; continue with --resume --out {run.out}", file=sys.stderr)
     return run.out
 
@@ -214,10 +245,16 @@ def main(argv=None) -> int:
     from gan.inception import InceptionWeightsError
 
     try:
-        out = train(config, resume=args.resume)
+        shards = shards_from_environment(config.device)
+        out = train(config, resume=args.resume, shards=shards)
     except (DataError, RunError, InceptionWeightsError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if not shards.main:
+        return 0
     last = [r for r in read_metrics(out / "metrics.jsonl") if "kid" in r]
     if last:
         print(f"step {last[-1]['step']}: KID {last[-1]['kid']:.4g} ± {last[-1]['kid_std']:.2g} "

@@ -1,6 +1,7 @@
 """One GAN training run's state and its updates: networks, optimisers, the random generator of batches and
 noise, and the step count; `state_dict` / `load_state_dict` capture all of it, so that a run resumed from a
-checkpoint makes exactly the updates the uninterrupted run would have made (same seed, same threads)."""
+checkpoint makes exactly the updates the uninterrupted run would have made (same seed, same threads).
+On several ranks (gan.sharding) each step uses this rank's rows of the global batch and noise."""
 from __future__ import annotations
 
 from typing import Dict
@@ -10,8 +11,10 @@ import torch
 from gan.config import TrainConfig
 from gan.data import ImageData
 from gan.losses import LossContext, get_loss
+from gan.global_batch_norm import globalize_batch_norm
 from gan.networks import NetworkConfig, build_critic, build_generator, sample_noise
 from gan.recipes import recipe_for
+from gan.sharding import SINGLE, Shards
 
 __all__ = ["Trainer", "LossAverages"]
 
@@ -58,25 +61,32 @@ class LossAverages:
 
 class Trainer:
     """Generator and critic of `config` for images like data's, on `device`. `step()` makes one generator
-    update after its critic updates; `step_count` counts generator updates."""
+    update after its critic updates; `step_count` counts generator updates. `generator` and `critic` are
+    the networks themselves (evaluation, checkpoints); the updates go through their DDP wrappers on
+    several ranks."""
 
-    def __init__(self, config: TrainConfig, data: ImageData, device: torch.device):
-        self.config, self.data, self.device = config, data, device
+    def __init__(self, config: TrainConfig, data: ImageData, device: torch.device, shards: Shards = SINGLE):
+        self.config, self.data, self.device, self.shards = config, data, device, shards
         self.dtype = DTYPES[config.dtype]
         self.recipe = recipe_for(config.loss)
         torch.manual_seed(config.seed)
         self.networks = NetworkConfig(architecture=config.architecture, channels=data.channels,
                                       width=config.resolved_width(), z_dim=config.z_dim,
                                       critic_out=self.recipe.critic_out, constraint=self.recipe.constraint)
-        self.generator = build_generator(self.networks).to(device, self.dtype)
+        generator = build_generator(self.networks)
+        if shards.distributed:
+            generator = globalize_batch_norm(generator, shards.group)
+        self.generator = generator.to(device, self.dtype)
         self.critic = build_critic(self.networks).to(device, self.dtype)
+        self._training_generator = shards.wrap(self.generator, device)
+        self._training_critic = shards.wrap(self.critic, device)
         lr = config.lr if config.lr is not None else self.recipe.lr
         self.generator_optimizer = _optimizer(self.recipe, self.generator.parameters(), lr)
         self.critic_optimizer = _optimizer(self.recipe, self.critic.parameters(), lr)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.loss = get_loss(config.loss)
         self.context = LossContext(kernel=self.recipe.kernel, lam=self.recipe.lam, penalty=self.recipe.penalty,
-                                   backend=config.mmd_backend, rng=self.rng)
+                                   backend=config.mmd_backend, rng=self.rng, shards=shards)
         self.step_count = 0
         self.averages = LossAverages()
 
@@ -93,9 +103,14 @@ class Trainer:
         return sample_noise(n, self.config.z_dim, self.rng, self.dtype).to(self.device)
 
     def real_batch(self) -> torch.Tensor:
-        count = min(self.config.batch_size, len(self.data))
+        """This rank's rows of a global batch of world × batch_size images (all of them on one rank)."""
+        count = min(self.config.batch_size * self.shards.world, len(self.data))
         indices = torch.randperm(len(self.data), generator=self.rng)[:count]
-        return self.data.batch(indices).to(self.device, self.dtype)
+        return self.data.batch(self.shards.take(indices)).to(self.device, self.dtype)
+
+    def batch_noise(self, n: int) -> torch.Tensor:
+        """This rank's rows of the noise of a global batch of world × n (drawn alike on every rank)."""
+        return self.shards.take(self.noise(n * self.shards.world))
 
     def critic_steps(self) -> int:
         if self.config.critic_steps is not None:
@@ -103,7 +118,7 @@ class Trainer:
         return self.recipe.schedule.at(self.step_count)
 
     def _update(self, optimizer, params, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
+        if self.shards.any(not bool(torch.isfinite(loss))):
             raise FloatingPointError(f"the {self.config.loss} loss became {float(loss)} at generator step "
                                      f"{self.step_count}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -115,25 +130,27 @@ class Trainer:
     def _critic_update(self) -> None:
         real = self.real_batch()
         with torch.no_grad():
-            fake = self.generator(self.noise(real.shape[0]))
-        loss, logs = self.loss.critic_loss(self.critic, real, fake, self.context)
+            fake = self.generator(self.batch_noise(real.shape[0]))
+        loss, logs = self.loss.critic_loss(self._training_critic, real, fake, self.context)
         self._update(self.critic_optimizer, list(self.critic.parameters()), loss)
         if self.recipe.weight_clip is not None:
             with torch.no_grad():
                 for p in self.critic.parameters():
                     p.clamp_(-self.recipe.weight_clip, self.recipe.weight_clip)
-        self.averages.add({"critic_loss": float(loss.detach()), **{f"critic_{k}": v for k, v in logs.items()}})
+        logs = {"critic_loss": float(loss.detach()), **{f"critic_{k}": v for k, v in logs.items()}}
+        self.averages.add(self.shards.mean(logs))
 
     def _generator_update(self) -> None:
         real = self.real_batch()
-        fake = self.generator(self.noise(real.shape[0]))
+        fake = self._training_generator(self.batch_noise(real.shape[0]))
         self.critic.requires_grad_(False)
         try:
             loss, logs = self.loss.generator_loss(self.critic, real, fake, self.context)
             self._update(self.generator_optimizer, list(self.generator.parameters()), loss)
         finally:
             self.critic.requires_grad_(True)
-        self.averages.add({"generator_loss": float(loss.detach()), **{f"generator_{k}": v for k, v in logs.items()}})
+        logs = {"generator_loss": float(loss.detach()), **{f"generator_{k}": v for k, v in logs.items()}}
+        self.averages.add(self.shards.mean(logs))
 
     def step(self) -> None:
         for _ in range(self.critic_steps()):

@@ -1,0 +1,68 @@
+"""`torchrun --nproc-per-node 2 -m gan.train` (gloo, CPU) against one process with the doubled batch: the same
+parameters after a few steps (float64), the same metrics; settings a multi-rank run cannot honour are
+refused on every rank."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan.train import CHECKPOINT, main
+from gan.run_files import read_metrics
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
+
+COMMON = ["--steps", "2", "--width", "4", "--dtype", "float64", "--eval-every", "2", "--eval-samples", "40",
+          "--eval-real", "60", "--log-every", "1", "--no-progress"]
+BATCH = 8
+RTOL = 1e-9
+TIMEOUT_S = 600
+
+
+def _torchrun(out: Path, *flags) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "gan.train", *COMMON, "--out", str(out), *flags]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+def _networks(out: Path):
+    state = torch.load(out / CHECKPOINT, weights_only=True)["trainer"]
+    return {"generator": state["generator"], "critic": state["critic"]}
+
+
+@pytest.mark.parametrize("loss", ["smmd", "wgan-gp"])
+def test_two_ranks_equal_one_process_with_the_doubled_batch(tmp_path, gan_cache, loss, restore_num_threads):
+    two = _torchrun(tmp_path / "two", "--loss", loss, "--batch-size", str(BATCH))
+    assert two.returncode == 0, two.stderr[-3000:]
+    torch.set_num_threads(1)
+    assert main([*COMMON, "--loss", loss, "--batch-size", str(2 * BATCH), "--out", str(tmp_path / "one")]) == 0
+    distributed, single = _networks(tmp_path / "two"), _networks(tmp_path / "one")
+    for net in ("generator", "critic"):
+        assert distributed[net].keys() == single[net].keys()
+        for key, expected in single[net].items():
+            got = distributed[net][key]
+            if expected.is_floating_point():
+                scale = max(float(expected.abs().max()), 1e-12)
+                assert float((got - expected).abs().max()) <= RTOL * scale, (net, key)
+            else:
+                assert torch.equal(got, expected), (net, key)
+    records = [read_metrics(tmp_path / name / "metrics.jsonl") for name in ("two", "one")]
+    assert [r["step"] for r in records[0]] == [r["step"] for r in records[1]] == [0, 1, 2]
+    for got, expected in zip(*records):
+        for key, value in expected.items():
+            if key != "elapsed":
+                assert got[key] == pytest.approx(value, rel=1e-8, abs=1e-12), key
+    # Only rank 0 writes: one metrics line per step, one grid per evaluation.
+    assert sorted(p.name for p in (tmp_path / "two").glob("samples_*.png")) == ["samples_000000.png",
+                                                                                "samples_000002.png"]
+
+
+def test_settings_two_ranks_cannot_honour_are_refused(tmp_path, gan_cache):
+    result = _torchrun(tmp_path / "gp", "--loss", "mmd-gp")
+    assert result.returncode != 0
+    assert "mmd-gp cannot run on several ranks" in result.stderr
