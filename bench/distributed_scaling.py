@@ -8,7 +8,7 @@ For each world size P it starts P processes with torchrun (gloo on CPUs, nccl on
 threads each), each holding N/P rows of x and M/P of y, drawn on the rank itself (no rank ever holds the
 global samples), and times one call after a warm-up on a small input. It prints, per P: the slowest rank's
 wall time, the speed-up over P = 1, the pairs per second, and per rank the shard's size and the peak memory
-the call added (CPU: peak RSS during the call minus RSS before it; GPU: torch.cuda.max_memory_allocated
+the call added (CPU: the peak RSS sampled during the call minus the RSS before it; GPU: torch.cuda.max_memory_allocated
 beyond the shard). With P = 1 it also times the single-process op (fastmmd.kid / fastmmd.mmd2) for the cost
 of the ring's bookkeeping. Rows are appended to bench/results/distributed_<device>.csv with the machine,
 commit and date. On a CPU with fewer cores than P × threads the processes share cores: those times measure
@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -37,8 +37,30 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssPeak:
+    """The peak of the resident set during a `with` block, sampled every 2 ms by a thread (the kernels
+    release the GIL); `added_mb` is that peak minus the RSS at entry. (getrusage's ru_maxrss is the peak
+    of the whole process, which the temporaries of data generation or of imports can set.)"""
+
+    def __enter__(self):
+        self.before = self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+    @property
+    def added_mb(self) -> float:
+        return self.peak - self.before
 
 
 def _rows(total: int, rank: int, world: int) -> int:
@@ -92,16 +114,15 @@ def worker(args) -> None:
     y = _shard(_rows(args.rows, rank, world), args.features, 0.05, 2 * rank + 1, device, dtype)
     shard_mb = (x.numel() + y.numel()) * x.element_size() / 2**20
     sync()
-    rss_before = _rss_mb()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         allocated_before = torch.cuda.memory_allocated()
-    started = time.perf_counter()
-    value = _call(args.op, x, y, True)
-    sync()
-    seconds = time.perf_counter() - started
-    added_mb = ((torch.cuda.max_memory_allocated() - allocated_before) / 2**20 if cuda
-                else max(_peak_rss_mb() - rss_before, 0.0))
+    with RssPeak() as rss:
+        started = time.perf_counter()
+        value = _call(args.op, x, y, True)
+        sync()
+        seconds = time.perf_counter() - started
+    added_mb = (torch.cuda.max_memory_allocated() - allocated_before) / 2**20 if cuda else rss.added_mb
     single_s = None
     if world == 1:
         started = time.perf_counter()
