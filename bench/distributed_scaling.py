@@ -8,7 +8,8 @@ For each world size P it starts P processes with torchrun (gloo on CPUs, nccl on
 threads each), each holding N/P rows of x and M/P of y, drawn on the rank itself (no rank ever holds the
 global samples), and times one call after a warm-up on a small input. It prints, per P: the slowest rank's
 wall time, the speed-up over P = 1, the pairs per second, and per rank the shard's size and the peak memory
-the call added (CPU: the peak RSS sampled during the call minus the RSS before it; GPU: torch.cuda.max_memory_allocated
+the call added (CPU: the peak RSS sampled during the call minus the RSS before it, with glibc's mmap
+threshold fixed at 1 MiB so that freed buffers leave the RSS; GPU: torch.cuda.max_memory_allocated
 beyond the shard). With P = 1 it also times the single-process op (fastmmd.kid / fastmmd.mmd2) for the cost
 of the ring's bookkeeping. Rows are appended to bench/results/distributed_<device>.csv with the machine,
 commit and date. On a CPU with fewer cores than P × threads the processes share cores: those times measure
@@ -141,6 +142,11 @@ def worker(args) -> None:
 
 def _launch(args, world: int, result: Path) -> List[Dict]:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if not args.default_malloc:
+        # A fixed threshold: buffers of 1 MiB and more are mapped and unmapped, so the RSS follows the live
+        # memory. glibc's default raises the threshold after the first large free and then keeps freed
+        # buffers of up to 32 MiB in its heap, which the RSS counts for the rest of the process.
+        env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world),
                "-m", "bench.distributed_scaling", "--worker", "--result", str(result), "--op", args.op,
                "--rows", str(args.rows), "--features", str(args.features), "--device", args.device, "--threads", str(args.threads)]
@@ -164,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 4], help="numbers of ranks to run")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's adaptive mmap threshold "
+                        "on (RSS then also counts freed buffers its heap keeps)")
     parser.add_argument("--csv", default=None, help="append rows here (default bench/results/distributed_DEVICE.csv)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)

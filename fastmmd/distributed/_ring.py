@@ -1,6 +1,6 @@
 """The ring: every pair of shards meets once, no rank ever holds more than two shards.
 
-Each rank packs its shard as [x; y] ((n_r + m_r, d)). At step 0 it computes the blocks within its own
+Each rank holds its shard (x_r, y_r). At step 0 it computes the blocks within its own
 shard. At step t = 1 .. ⌊P/2⌋ it holds the shard of rank s = r − t (mod P), passed along the ring from
 rank r − 1, and computes the blocks between its shard and the visitor's:
 - t < P/2: all of them: X_r×X_s and Y_r×Y_s (each standing for both orders, weight 2), X_r×Y_s, X_s×Y_r;
@@ -16,7 +16,7 @@ shards, and the accumulators of its shard and of one visitor: O((N + M)·d / P) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -93,14 +93,17 @@ def _half_block(kind: str, sample: str, sizes, r: int, s: int) -> Optional[Block
     return Block(kind, a, b, weight=2.0)
 
 
-def _rows(packed: torch.Tensor, side: Side, x_size: int) -> torch.Tensor:
-    offset = 0 if side.sample == "x" else x_size
-    return packed[offset + side.start: offset + side.stop]
+Pair = Dict[str, torch.Tensor]  # {"x": (n, ...), "y": (m, ...)}: a shard, or the accumulators of its rows
 
 
-def _exchange(layout: ShardLayout, send: torch.Tensor, send_to: int, receive: torch.Tensor, receive_from: int):
-    ops = [dist.P2POp(dist.isend, send, layout.global_rank(send_to), layout.group),
-           dist.P2POp(dist.irecv, receive, layout.global_rank(receive_from), layout.group)]
+def _rows(pair: Pair, side: Side) -> torch.Tensor:
+    return pair[side.sample][side.start:side.stop]
+
+
+def _exchange(layout: ShardLayout, send: Pair, send_to: int, receive: Pair, receive_from: int):
+    """Sends the two tensors of `send` to one rank while receiving `receive`'s from another."""
+    ops = [dist.P2POp(dist.isend, send[c], layout.global_rank(send_to), layout.group) for c in "xy"]
+    ops += [dist.P2POp(dist.irecv, receive[c], layout.global_rank(receive_from), layout.group) for c in "xy"]
     return dist.batch_isend_irecv(ops)
 
 
@@ -109,53 +112,59 @@ def _wait(works) -> None:
         work.wait()
 
 
+def _empty_shard(layout: ShardLayout, rank: int, like: torch.Tensor) -> Pair:
+    return {"x": like.new_empty((layout.x_sizes[rank], like.shape[1])),
+            "y": like.new_empty((layout.y_sizes[rank], like.shape[1]))}
+
+
+def _zeros(pair: Pair, columns: int, dtype: torch.dtype) -> Pair:
+    return {c: t.new_zeros((t.shape[0], columns), dtype=dtype) for c, t in pair.items()}
+
+
 BlockFn = Callable[[Block, torch.Tensor, torch.Tensor], Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]]
 
 
-def run_ring(layout: ShardLayout, shard: torch.Tensor, schedule, compute: BlockFn, columns: int,
-             accumulator_dtype: torch.dtype) -> Optional[torch.Tensor]:
-    """Runs `schedule` (ring_schedule) over the packed local shard (n_r + m_r, d).
+def run_ring(layout: ShardLayout, x: torch.Tensor, y: torch.Tensor, schedule, compute: BlockFn, columns: int,
+             accumulator_dtype: torch.dtype) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """Runs `schedule` (ring_schedule) over the local shard, x (n_r, d) and y (m_r, d), contiguous.
 
     compute(block, a, b) -> (rows for a, rows for b): per-row accumulator contributions ((len a, columns),
     (len b, columns)) or None, for the accumulators of `columns` columns (0: none). Returns this rank's
-    accumulator (n_r + m_r, columns) holding every rank's contributions to its rows, or None for 0 columns.
-    Collective: every rank of the layout's group must call it with the same schedule structure.
+    accumulators ((n_r, columns), (m_r, columns)) holding every rank's contributions to its rows, or None
+    for 0 columns. Collective: every rank of the layout's group must call it with the same schedule.
     """
     r, world = layout.rank, layout.world
-    local_x = layout.x_sizes[r]
-    mine = shard.new_zeros((shard.shape[0], columns), dtype=accumulator_dtype) if columns else None
+    shard = {"x": x, "y": y}
+    mine = _zeros(shard, columns, accumulator_dtype) if columns else None
 
-    def add(acc, x_size, side: Side, rows) -> None:
-        if rows is not None:
-            _rows(acc, side, x_size).add_(rows)
-
-    def apply(blocks, visitor, visitor_acc, visitor_x) -> None:
-        shards = {LOCAL: (shard, mine, local_x), VISITOR: (visitor, visitor_acc, visitor_x)}
+    def apply(blocks, visitor, visitor_acc) -> None:
+        shards = {LOCAL: (shard, mine), VISITOR: (visitor, visitor_acc)}
         for block in blocks:
-            a_data, a_acc, a_x = shards[block.a.shard]
-            b_data, b_acc, b_x = shards[block.b.shard]
-            rows_a, rows_b = compute(block, _rows(a_data, block.a, a_x), _rows(b_data, block.b, b_x))
-            if columns:
-                add(a_acc, a_x, block.a, rows_a)
-                add(b_acc, b_x, block.b, rows_b)
+            (a_data, a_acc), (b_data, b_acc) = shards[block.a.shard], shards[block.b.shard]
+            rows_a, rows_b = compute(block, _rows(a_data, block.a), _rows(b_data, block.b))
+            for acc, side, rows in ((a_acc, block.a, rows_a), (b_acc, block.b, rows_b)):
+                if columns and rows is not None:
+                    _rows(acc, side).add_(rows)
 
-    apply(schedule[0][1], None, None, 0)
+    apply(schedule[0][1], None, None)
     nxt, prv = (r + 1) % world, (r - 1) % world
     incoming = pending = None
     if len(schedule) > 1:
-        incoming = shard.new_empty((layout.rows(schedule[1][0]), shard.shape[1]))
+        incoming = _empty_shard(layout, schedule[1][0], x)
         pending = _exchange(layout, shard, nxt, incoming, prv)
     for t in range(1, len(schedule)):
         source, blocks = schedule[t]
         _wait(pending)
         visitor = incoming
         if t + 1 < len(schedule):  # pass the visitor on while computing with it
-            incoming = shard.new_empty((layout.rows(schedule[t + 1][0]), shard.shape[1]))
+            incoming = _empty_shard(layout, schedule[t + 1][0], x)
             pending = _exchange(layout, visitor, nxt, incoming, prv)
-        visitor_acc = visitor.new_zeros((visitor.shape[0], columns), dtype=accumulator_dtype) if columns else None
-        apply(blocks, visitor, visitor_acc, layout.x_sizes[source])
+        visitor_acc = _zeros(visitor, columns, accumulator_dtype) if columns else None
+        apply(blocks, visitor, visitor_acc)
+        del visitor
         if columns:
-            returned = torch.empty_like(mine)
+            returned = {c: torch.empty_like(t) for c, t in mine.items()}
             _wait(_exchange(layout, visitor_acc, source, returned, (r + t) % world))
-            mine.add_(returned)
-    return mine
+            for c in "xy":
+                mine[c].add_(returned[c])
+    return None if mine is None else (mine["x"], mine["y"])

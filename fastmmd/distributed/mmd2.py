@@ -65,14 +65,13 @@ def ring_mmd2(x: torch.Tensor, y: torch.Tensor, kernel, estimator: str, backend,
     plan = pair_sum_plan(estimator, layout.n, layout.m)
     schedule = ring_schedule(layout, exclude_self_diag=plan.xx_exclude_diag, exclude_xy_diag=plan.xy_exclude_diag)
     blocks = _PairSums(backend, kernel, precision, plan, need_grad)
-    shard = torch.cat([x.detach(), y.detach()]).contiguous()
-    grads = run_ring(layout, shard, schedule, blocks, shard.shape[1] if need_grad else 0, shard.dtype)
+    x, y = x.detach().contiguous(), y.detach().contiguous()
+    grads = run_ring(layout, x, y, schedule, blocks, x.shape[1] if need_grad else 0, x.dtype)
     value = blocks.local_value(x.device)
     dist.all_reduce(value, group=layout.group)
     if grads is None:
         return value, None, None
-    n = x.shape[0]
-    return value, grads[:n], grads[n:]
+    return value, grads[0], grads[1]
 
 
 class _RingMMD2(torch.autograd.Function):

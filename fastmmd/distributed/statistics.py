@@ -64,9 +64,9 @@ def _gather_rows(layout: ShardLayout, mine: torch.Tensor) -> List[torch.Tensor]:
 def _variance_inputs(x, y, kernel, backend, precision, layout: ShardLayout):
     """(SelfBlock of X, SelfBlock of Y, CrossBlock of X and Y) of the global samples, on every rank."""
     sums = _RowSums(backend, kernel, precision)
-    shard = torch.cat([x.detach(), y.detach()]).contiguous()
     schedule = ring_schedule(layout, exclude_self_diag=True, exclude_xy_diag=False)
-    mine = run_ring(layout, shard, schedule, sums, 2, torch.float64)
+    mine = torch.cat(run_ring(layout, x.detach().contiguous(), y.detach().contiguous(), schedule, sums, 2,
+                              torch.float64))
     squares = torch.stack([torch.as_tensor(sums.squares[k], dtype=torch.float64, device=x.device).reshape(())
                            for k in ("xx", "yy", "xy")])
     dist.all_reduce(squares, group=layout.group)
