@@ -10,8 +10,8 @@ global samples), and times one call after a warm-up on a small input. It prints,
 wall time, the speed-up over P = 1, the pairs per second, and per rank the shard's size and the peak memory
 the call added (CPU: the peak RSS sampled during the call minus the RSS before it, with glibc's mmap
 threshold fixed at 1 MiB so that freed buffers leave the RSS; GPU: torch.cuda.max_memory_allocated
-beyond the shard). With P = 1 it also times the single-process op (fastmmd.kid / fastmmd.mmd2) for the cost
-of the ring's bookkeeping. Rows are appended to bench/results/distributed_<device>.csv with the machine,
+beyond the shard). With P = 1 it also times the single-process op (fastmmd.kid / fastmmd.mmd2), for the cost
+of the ring's bookkeeping, and on a CPU the same op with --single-threads threads (all cores by default). Rows are appended to bench/results/distributed_<device>.csv with the machine,
 commit and date. On a CPU with fewer cores than P × threads the processes share cores: those times measure
 oversubscription, not scaling, and are marked so.
 """
@@ -91,6 +91,16 @@ def _call(op: str, x, y, distributed: bool):
     return float(value)
 
 
+def _timed(fn, cuda: bool) -> float:
+    import torch
+
+    started = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
 def worker(args) -> None:
     """One rank under torchrun: warm up, time the call, send the figures to rank 0, which writes them."""
     import torch
@@ -124,15 +134,14 @@ def worker(args) -> None:
         sync()
         seconds = time.perf_counter() - started
     added_mb = (torch.cuda.max_memory_allocated() - allocated_before) / 2**20 if cuda else rss.added_mb
-    single_s = None
+    single_s, threaded_s = None, None
     if world == 1:
-        started = time.perf_counter()
-        _call(args.op, x, y, False)
-        if cuda:
-            torch.cuda.synchronize()
-        single_s = time.perf_counter() - started
+        single_s = _timed(lambda: _call(args.op, x, y, False), cuda)
+        if not cuda and args.single_threads:
+            torch.set_num_threads(args.single_threads)
+            threaded_s = _timed(lambda: _call(args.op, x, y, False), cuda)
     mine = {"rank": rank, "seconds": seconds, "shard_mb": shard_mb, "added_mb": added_mb, "value": value,
-            "single_s": single_s}
+            "single_s": single_s, "threaded_s": threaded_s}
     everyone: List[Dict] = [None] * world
     dist.all_gather_object(everyone, mine)
     dist.destroy_process_group()
@@ -149,7 +158,8 @@ def _launch(args, world: int, result: Path) -> List[Dict]:
         env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world),
                "-m", "bench.distributed_scaling", "--worker", "--result", str(result), "--op", args.op,
-               "--rows", str(args.rows), "--features", str(args.features), "--device", args.device, "--threads", str(args.threads)]
+               "--rows", str(args.rows), "--features", str(args.features), "--device", args.device, "--threads", str(args.threads),
+               "--single-threads", str(args.single_threads)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{world} ranks failed:\n{done.stderr[-4000:]}")
@@ -170,6 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 4], help="numbers of ranks to run")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--single-threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU: with 1 rank, also time the single-process op with this many threads (the "
+                             "same cores shared by threads instead of processes; 0: not)")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's adaptive mmap threshold "
                         "on (RSS then also counts freed buffers its heap keeps)")
     parser.add_argument("--csv", default=None, help="append rows here (default bench/results/distributed_DEVICE.csv)")
@@ -198,6 +211,8 @@ def main(argv=None) -> int:
             note = "oversubscribed: ranks share cores" if oversubscribed else ""
             if ranks[0]["single_s"] is not None:
                 note = f"single-process op: {ranks[0]['single_s']:.2f} s"
+                if ranks[0]["threaded_s"] is not None:
+                    note += f", with {args.single_threads} threads: {ranks[0]['threaded_s']:.2f} s"
             values = {r["value"] for r in ranks}
             assert len(values) == 1, f"ranks disagree: {values}"
             shard = max(r["shard_mb"] for r in ranks)
@@ -207,7 +222,9 @@ def main(argv=None) -> int:
             rows.append({"op": args.op, "n": args.rows, "d": args.features, "ranks": world, "threads_per_rank": args.threads,
                          "time_s": round(seconds, 4), "speedup": round(speedup, 3), "shard_mb": round(shard, 1),
                          "added_mb": round(added, 1), "oversubscribed": oversubscribed,
-                         "single_process_s": ranks[0]["single_s"], **environment})
+                         "single_process_s": ranks[0]["single_s"],
+                         "single_process_threads": args.single_threads,
+                         "single_process_threaded_s": ranks[0]["threaded_s"], **environment})
     path = Path(args.csv) if args.csv else RESULTS_DIR / f"distributed_{args.device}.csv"
     append_rows(path, rows)
     print(f"appended {len(rows)} rows to {path}")
