@@ -78,8 +78,7 @@ class _RingMMD2(torch.autograd.Function):
     """The ring's value, with the local gradients computed in the same pass and scaled in backward."""
 
     @staticmethod
-    def forward(ctx, x, y, kernel, estimator, backend, precision, layout):
-        need_grad = x.requires_grad or y.requires_grad
+    def forward(ctx, x, y, kernel, estimator, backend, precision, layout, need_grad):
         value, grad_x, grad_y = ring_mmd2(x, y, kernel, estimator, backend, precision, layout, need_grad)
         ctx.group = layout.group
         if need_grad:
@@ -96,7 +95,7 @@ class _RingMMD2(torch.autograd.Function):
         dist.all_reduce(total, group=ctx.group)
         grad_x, grad_y = ctx.saved_tensors
         return (total * grad_x if ctx.needs_input_grad[0] else None,
-                total * grad_y if ctx.needs_input_grad[1] else None, None, None, None, None, None)
+                total * grad_y if ctx.needs_input_grad[1] else None, None, None, None, None, None, None)
 
 
 def mmd2(x_local, y_local, kernel="gaussian", estimator="unbiased", backend="auto", precision="highest",
@@ -127,4 +126,5 @@ def mmd2(x_local, y_local, kernel="gaussian", estimator="unbiased", backend="aut
     layout = gather_layout(x, y, group, [local_checks])
     _check_global_sizes(layout, estimator)
     chosen = select_backend(backend, x, y, kernel, estimator, precision)
-    return output(_RingMMD2.apply(x, y, kernel, estimator, chosen, precision, layout))
+    need_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    return output(_RingMMD2.apply(x, y, kernel, estimator, chosen, precision, layout, need_grad))
