@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Dict, Optional
 
 import torch
@@ -83,6 +84,7 @@ class Shards:
 
 
 SINGLE = Shards()
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
 
 
 def shards_from_environment(device_name: str) -> Shards:
@@ -96,5 +98,6 @@ def shards_from_environment(device_name: str) -> Shards:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # The other ranks wait in a collective while rank 0 evaluates: allow long evaluations.
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return Shards(rank=dist.get_rank(), world=dist.get_world_size())
