@@ -116,11 +116,14 @@ class MMDLoss(GANLoss):
         logs = {"mmd2": _number(value)}
         loss = -value
         if ctx.penalty > 0:
+            # The witness of the global batch: on several ranks, every rank's features (a batch of critic
+            # outputs, small) gathered with their gradients.
+            centres = [phi_real, phi_fake]
             if ctx.shards.distributed:
-                raise ValueError("mmd-gp's penalty needs the witness over the global batch at each rank's "
-                                 "points, which fastmmd.distributed does not provide yet; train it on one process")
+                centres = [fastmmd.distributed.all_gather_rows(c, ctx.shards.group) for c in centres]
+
             def witness(points):
-                return fastmmd.witness(critic(points), phi_real, phi_fake, kernel=ctx.kernel, backend=ctx.backend)
+                return fastmmd.witness(critic(points), *centres, kernel=ctx.kernel, backend=ctx.backend)
 
             penalty = gradient_penalty(witness, real, fake, ctx.rng, ctx.shards)
             loss = loss + ctx.penalty * penalty

@@ -14,7 +14,7 @@ import inspect
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -76,6 +76,15 @@ class Shards:
         values = torch.tensor([logs[k] for k in keys], dtype=torch.float64, device=self._device())
         dist.all_reduce(values, group=self.group)
         return {k: float(v) / self.world for k, v in zip(keys, values.tolist())}
+
+    def broadcast(self, values: List[float]) -> List[float]:
+        """Rank 0's `values` on every rank (collective)."""
+        if not self.distributed:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._device())
+        dist.broadcast(tensor, src=dist.get_global_rank(self.group, 0) if self.group is not None else 0,
+                       group=self.group)
+        return tensor.tolist()
 
     def _device(self) -> torch.device:
         if dist.get_backend(self.group) == "nccl":

@@ -87,11 +87,6 @@ def check_distributable(config: TrainConfig, shards: Shards, dataset_size: int) 
     """RunError for settings a run on several ranks cannot honour."""
     if not shards.distributed:
         return
-    if config.loss == "mmd-gp":
-        raise RunError("--loss mmd-gp cannot run on several ranks yet (its penalty needs the witness over the "
-                       "global batch); run it as one process")
-    if config.lr_adapt:
-        raise RunError("--lr-adapt cannot run on several ranks yet; run it as one process")
     if config.batch_size * shards.world > dataset_size:
         raise RunError(f"the global batch ({shards.world} ranks × --batch-size {config.batch_size}) is larger "
                        f"than the dataset ({dataset_size} images)")
@@ -150,19 +145,28 @@ class Run:
         trainer = self.trainer
         record = {"step": trainer.step_count, "lr": trainer.lr, "elapsed": round(self.elapsed, 3)}
         record.update(trainer.averages.pop())
-        if not self.shards.main:
-            return record
-        if evaluate:
+        main = self.shards.main
+        if evaluate and main:
             record.update(self.evaluate())
         if self.adapter is not None and self.adapter.due(trainer.step_count):
-            fresh = trainer.noise(ADAPT_SAMPLES)
-            fake = embed_generator(trainer.generator, fresh, self.evaluator.features).features
-            record.update(self.adapter.update(self.evaluator.real.features, fake, trainer.optimizers) or {})
+            fresh = trainer.noise(ADAPT_SAMPLES)  # on every rank: their generators stay alike
+            if main:
+                fake = embed_generator(trainer.generator, fresh, self.evaluator.features).features
+                record.update(self.adapter.update(self.evaluator.real.features, fake, trainer.optimizers) or {})
+            self._share_learning_rates()
+        if not main:
+            return record
         self.metrics.append(record)
         if evaluate:
             plot_kid_curve(read_metrics(self.metrics.path), self.out / "kid_curve.png",
                            f"{self.config.loss} on {self.config.dataset}")
         return record
+
+    def _share_learning_rates(self) -> None:
+        """Every rank takes rank 0's learning rates (its relative test may have decayed them)."""
+        groups = [g for optimizer in self.trainer.optimizers for g in optimizer.param_groups]
+        for group, lr in zip(groups, self.shards.broadcast([g["lr"] for g in groups])):
+            group["lr"] = lr
 
     def loop(self, progress) -> bool:
         """Train to config.steps; False when stopped early by a signal (after a checkpoint)."""

@@ -95,6 +95,18 @@ def _smmd_cases(rank: int, world: int, out: Dict) -> None:
     out["smmd2"] = (value.detach(), grads, fake.grad)
 
 
+def _collective_cases(rank: int, world: int, out: Dict) -> None:
+    """all_gather_rows of uneven shards, and its gradient, under a loss that is not linear in them."""
+    import fastmmd.distributed as fd
+
+    x, _, xs, _ = global_samples(world)
+    local = shard(x, xs, rank).requires_grad_(True)
+    gathered = fd.all_gather_rows(local)
+    loss = (gathered.sin() * gathered.sum(0)).sum()
+    (loss / world).backward()
+    out["gather"] = (gathered.detach(), loss.detach(), local.grad)
+
+
 def _error_cases(rank: int, world: int, out: Dict) -> None:
     """Bad input on one rank: every rank must raise (a rank raising alone would leave the others hanging)."""
     import fastmmd.distributed as fd
@@ -126,6 +138,7 @@ def run_cases(rank: int, world: int, store: str, results: str) -> None:
         _mmd2_cases(rank, world, out)
         _statistics_cases(rank, world, out)
         _smmd_cases(rank, world, out)
+        _collective_cases(rank, world, out)
         _error_cases(rank, world, out)
         dist.barrier()
     finally:

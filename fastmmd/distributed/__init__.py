@@ -10,9 +10,9 @@ rank holds all the data; each block runs on the rank's backend as in the single-
     value = fd.mmd2(x_shard, y_shard, kernel="gaussian")  # same value on every rank
     result = fd.kid(real_shard, fake_shard)              # exact KID and its std over all shards
 """
-from fastmmd.distributed.collectives import all_reduce_sum
+from fastmmd.distributed.collectives import all_gather_rows, all_reduce_sum
 from fastmmd.distributed.mmd2 import mmd2
 from fastmmd.distributed.statistics import kid, mmd2_and_variance
 from fastmmd.distributed.smmd import smmd2, smmd_scale
 
-__all__ = ["mmd2", "mmd2_and_variance", "kid", "smmd2", "smmd_scale", "all_reduce_sum"]
+__all__ = ["mmd2", "mmd2_and_variance", "kid", "smmd2", "smmd_scale", "all_reduce_sum", "all_gather_rows"]
