@@ -61,6 +61,18 @@ def _as_numpy_inputs(x: torch.Tensor, y: torch.Tensor, center: bool) -> Tuple[np
     return x.contiguous().numpy(), y.contiguous().numpy()
 
 
+def _block_inputs(a: torch.Tensor, b: torch.Tensor, table: np.ndarray,
+                  symmetric: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """a and b for one block of the kernel `table`: centred on their pooled mean when every term is
+    translation invariant (the block's kernel values do not change then). A symmetric block (b is a) gets
+    the same array twice, converted once (the mean of a alone is the pooled mean of a and a, to the bit)."""
+    center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
+    if symmetric:
+        aa, _ = _as_numpy_inputs(a, a[:0], center)
+        return aa, aa
+    return _as_numpy_inputs(a, b, center)
+
+
 class CpuBackend(Backend):
     name = "cpu"
     fused = True
@@ -112,10 +124,8 @@ class CpuBackend(Backend):
         shifted by their pooled mean (the block sum itself is unchanged)."""
         ext = _extension.require("cpu")
         table = kernel.terms(a.shape[1])
-        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
-        aa, ba = _as_numpy_inputs(a, a if symmetric else b, center)
-        total, grad_a, grad_b = ext.pair_sum(aa, aa if symmetric else ba, table, symmetric, exclude_diag,
-                                             need_grad, num_threads)
+        aa, ba = _block_inputs(a, b, table, symmetric)
+        total, grad_a, grad_b = ext.pair_sum(aa, ba, table, symmetric, exclude_diag, need_grad, num_threads)
         total = torch.tensor(total, dtype=torch.float64)
         if not need_grad:
             return total, None, None
@@ -138,8 +148,7 @@ class CpuBackend(Backend):
         cancellation in |a|² + |b|² - 2aᵀb)."""
         ext = _extension.require("cpu")
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
-        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
-        aa, ba = _as_numpy_inputs(a, b, center)
+        aa, ba = _block_inputs(a, b, table)
         va = v.detach().contiguous().numpy()
         out, sq = ext.kernel_matmul(aa, ba, va, table, exclude_diag, want_sq, num_threads)
         return torch.from_numpy(out), (torch.from_numpy(sq) if want_sq else a.new_empty((0,)))
@@ -148,8 +157,6 @@ class CpuBackend(Backend):
         """The C++ pair_stats pass (csrc/INTERFACE.md): each unordered pair once for a symmetric block."""
         ext = _extension.require("cpu")
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
-        center = all(int(f) in TRANSLATION_INVARIANT_FAMILIES for f in table[:, 0])
-        aa, ba = _as_numpy_inputs(a, b, center)
-        total, rows, cols, squares = ext.pair_stats(aa, aa if symmetric else ba, table, symmetric, exclude_diag,
-                                                    num_threads)
+        aa, ba = _block_inputs(a, b, table, symmetric)
+        total, rows, cols, squares = ext.pair_stats(aa, ba, table, symmetric, exclude_diag, num_threads)
         return total, torch.from_numpy(rows), None if cols is None else torch.from_numpy(cols), squares
