@@ -5,22 +5,36 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_reduce_sum", "all_gather_rows"]
+__all__ = ["all_reduce_sum", "all_gather_rows", "summed_over_ranks", "gather_rows"]
+
+
+def summed_over_ranks(tensor: torch.Tensor, group=None) -> torch.Tensor:
+    """A new tensor: Σ over the ranks of `group` of `tensor` (not differentiable; collective). What the
+    backward of every op here does with the gradients of the ranks' copies of one value."""
+    total = tensor.detach().clone().contiguous()
+    dist.all_reduce(total, group=group)
+    return total
+
+
+def gather_rows(tensor: torch.Tensor, sizes, group=None):
+    """Every rank's `tensor` (sizes[q], ...) in rank order, as a list (not differentiable; collective); the
+    row counts `sizes` may differ (padded to the longest for all_gather)."""
+    padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
+    padded[:tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded, group=group)
+    return [part[:n] for part, n in zip(parts, sizes)]
 
 
 class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor, group):
         ctx.group = group
-        out = tensor.detach().clone().contiguous()
-        dist.all_reduce(out, group=group)
-        return out
+        return summed_over_ranks(tensor, group)
 
     @staticmethod
     def backward(ctx, grad):
-        total = grad.detach().clone().contiguous()
-        dist.all_reduce(total, group=ctx.group)
-        return total, None
+        return summed_over_ranks(grad, ctx.group), None
 
 
 def all_reduce_sum(tensor: torch.Tensor, group=None) -> torch.Tensor:
@@ -34,17 +48,11 @@ class _AllGatherRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor, sizes, rank, group):
         ctx.sizes, ctx.rank, ctx.group = sizes, rank, group
-        longest = max(sizes)
-        padded = tensor.new_zeros((longest, *tensor.shape[1:]))
-        padded[:tensor.shape[0]] = tensor
-        parts = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(parts, padded.contiguous(), group=group)
-        return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+        return torch.cat(gather_rows(tensor.detach(), sizes, group))
 
     @staticmethod
     def backward(ctx, grad):
-        total = grad.detach().clone().contiguous()
-        dist.all_reduce(total, group=ctx.group)
+        total = summed_over_ranks(grad, ctx.group)
         start = sum(ctx.sizes[:ctx.rank])
         return total[start:start + ctx.sizes[ctx.rank]], None, None, None
 

@@ -17,6 +17,7 @@ from fastmmd._validation import check_choice, check_precision, check_same_space,
 from fastmmd.backends import select_backend
 from fastmmd.distributed._layout import ShardLayout, gather_layout
 from fastmmd.distributed._ring import Block, ring_schedule, run_ring
+from fastmmd.distributed.collectives import summed_over_ranks
 from fastmmd.kernels import resolve_kernel
 
 __all__ = ["mmd2", "DISTRIBUTED_ESTIMATORS"]
@@ -91,8 +92,7 @@ class _RingMMD2(torch.autograd.Function):
         # Every rank's output is a copy of one value: the gradient reaching x_local is the sum over the ranks
         # of the gradients reaching their copies (torch.distributed.nn's convention, the one DDP's averaging
         # of parameter gradients needs).
-        total = grad_value.detach().clone().contiguous()
-        dist.all_reduce(total, group=ctx.group)
+        total = summed_over_ranks(grad_value, ctx.group)
         grad_x, grad_y = ctx.saved_tensors
         return (total * grad_x if ctx.needs_input_grad[0] else None,
                 total * grad_y if ctx.needs_input_grad[1] else None, None, None, None, None, None, None)

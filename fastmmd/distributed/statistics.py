@@ -8,8 +8,6 @@ every rank, which evaluates the single-process formulas of fastmmd._moments on t
 """
 from __future__ import annotations
 
-from typing import List
-
 import torch
 import torch.distributed as dist
 
@@ -20,6 +18,7 @@ from fastmmd._validation import check_finite, check_precision, check_same_space,
 from fastmmd.backends import select_backend
 from fastmmd.distributed._layout import ShardLayout, gather_layout
 from fastmmd.distributed._ring import Block, ring_schedule, run_ring
+from fastmmd.distributed.collectives import gather_rows
 from fastmmd.kernels import Polynomial, resolve_kernel
 from fastmmd.ops.kid import KIDResult
 from fastmmd.ops.mmd2_and_variance import MIN_SAMPLES, MMDVariance
@@ -51,16 +50,6 @@ def _in_column(values: torch.Tensor, column: int) -> torch.Tensor:
     return out
 
 
-def _gather_rows(layout: ShardLayout, mine: torch.Tensor) -> List[torch.Tensor]:
-    """Every rank's accumulator (n_q + m_q, 2), in rank order (padded to one size for all_gather)."""
-    longest = max(layout.rows(q) for q in range(layout.world))
-    padded = mine.new_zeros((longest, mine.shape[1]))
-    padded[:mine.shape[0]] = mine
-    gathered = [torch.empty_like(padded) for _ in range(layout.world)]
-    dist.all_gather(gathered, padded, group=layout.group)
-    return [g[:layout.rows(q)] for q, g in enumerate(gathered)]
-
-
 def _variance_inputs(x, y, kernel, backend, precision, layout: ShardLayout):
     """(SelfBlock of X, SelfBlock of Y, CrossBlock of X and Y) of the global samples, on every rank."""
     sums = _RowSums(backend, kernel, precision)
@@ -70,7 +59,7 @@ def _variance_inputs(x, y, kernel, backend, precision, layout: ShardLayout):
     squares = torch.stack([torch.as_tensor(sums.squares[k], dtype=torch.float64, device=x.device).reshape(())
                            for k in ("xx", "yy", "xy")])
     dist.all_reduce(squares, group=layout.group)
-    parts = _gather_rows(layout, mine)
+    parts = gather_rows(mine, [layout.rows(q) for q in range(layout.world)], layout.group)
     xs = [p[:layout.x_sizes[q]] for q, p in enumerate(parts)]
     ys = [p[layout.x_sizes[q]:] for q, p in enumerate(parts)]
     rows_x, rows_y = torch.cat(xs), torch.cat(ys)
