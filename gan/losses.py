@@ -39,9 +39,10 @@ class LossContext:
     shards: Shards = SINGLE
 
     @property
-    def mmd2(self):
-        """fastmmd.mmd2, or its distributed version over the global batch."""
-        return fastmmd.distributed.mmd2 if self.shards.distributed else fastmmd.mmd2
+    def ops(self):
+        """fastmmd, or fastmmd.distributed on several ranks (the same mmd2, smmd2 and smmd_scale, over the
+        global batch)."""
+        return fastmmd.distributed if self.shards.distributed else fastmmd
 
 
 def _number(value: torch.Tensor) -> float:
@@ -88,18 +89,16 @@ class SMMDLoss(GANLoss):
     name = "smmd"
 
     def critic_loss(self, critic, real, fake, ctx):
-        ops = fastmmd.distributed if ctx.shards.distributed else fastmmd
-        value = ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
+        value = ctx.ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
         return -value, {"smmd2": _number(value)}
 
     def generator_loss(self, critic, real, fake, ctx):
         # The scale depends on the critic and the real batch only: detached, the generator's backward pass
         # skips the double backward through the Jacobian norms.
-        ops = fastmmd.distributed if ctx.shards.distributed else fastmmd
         real = real.detach().requires_grad_(True)
         phi_real = critic(real)
-        scale = ops.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
-        value = scale * ctx.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
+        scale = ctx.ops.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
+        value = scale * ctx.ops.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"smmd2": _number(value)}
 
 
@@ -112,7 +111,7 @@ class MMDLoss(GANLoss):
     def critic_loss(self, critic, real, fake, ctx):
         fake = fake.detach()
         phi_real, phi_fake = critic(real), critic(fake)
-        value = ctx.mmd2(phi_fake, phi_real, kernel=ctx.kernel, backend=ctx.backend)
+        value = ctx.ops.mmd2(phi_fake, phi_real, kernel=ctx.kernel, backend=ctx.backend)
         logs = {"mmd2": _number(value)}
         loss = -value
         if ctx.penalty > 0:
@@ -131,7 +130,7 @@ class MMDLoss(GANLoss):
         return loss, logs
 
     def generator_loss(self, critic, real, fake, ctx):
-        value = ctx.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
+        value = ctx.ops.mmd2(critic(fake), critic(real), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"mmd2": _number(value)}
 
 

@@ -171,7 +171,7 @@ class Run:
     def loop(self, progress) -> bool:
         """Train to config.steps; False when stopped early by a signal (after a checkpoint)."""
         config, trainer = self.config, self.trainer
-        if trainer.step_count == 0 and (not self.shards.main or self.metrics.size() == 0):
+        if self.shards.main and trainer.step_count == 0 and self.metrics.size() == 0:
             record = self.record(evaluate=True)
             if "kid" in record:
                 progress.set_postfix(kid=f"{record['kid']:.4g}")

@@ -4,6 +4,7 @@ checkpoint makes exactly the updates the uninterrupted run would have made (same
 On several ranks (gan.sharding) each step uses this rank's rows of the global batch and noise."""
 from __future__ import annotations
 
+import math
 from typing import Dict
 
 import torch
@@ -117,10 +118,16 @@ class Trainer:
             return self.config.critic_steps
         return self.recipe.schedule.at(self.step_count)
 
+    def _logs(self, role: str, loss: torch.Tensor, logs: Dict[str, float]) -> Dict[str, float]:
+        """The update's loss and logs, averaged over the ranks: a loss that is not finite on any rank makes
+        the mean not finite, so every rank raises the FloatingPointError together."""
+        logs = self.shards.mean({f"{role}_loss": float(loss.detach()), **{f"{role}_{k}": v for k, v in logs.items()}})
+        if not math.isfinite(logs[f"{role}_loss"]):
+            raise FloatingPointError(f"the {self.config.loss} loss became {logs[f'{role}_loss']} at generator "
+                                     f"step {self.step_count}; try a lower --lr")
+        return logs
+
     def _update(self, optimizer, params, loss: torch.Tensor) -> None:
-        if self.shards.any(not bool(torch.isfinite(loss))):
-            raise FloatingPointError(f"the {self.config.loss} loss became {float(loss)} at generator step "
-                                     f"{self.step_count}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip is not None:
@@ -132,13 +139,13 @@ class Trainer:
         with torch.no_grad():
             fake = self.generator(self.batch_noise(real.shape[0]))
         loss, logs = self.loss.critic_loss(self._training_critic, real, fake, self.context)
+        logs = self._logs("critic", loss, logs)
         self._update(self.critic_optimizer, list(self.critic.parameters()), loss)
         if self.recipe.weight_clip is not None:
             with torch.no_grad():
                 for p in self.critic.parameters():
                     p.clamp_(-self.recipe.weight_clip, self.recipe.weight_clip)
-        logs = {"critic_loss": float(loss.detach()), **{f"critic_{k}": v for k, v in logs.items()}}
-        self.averages.add(self.shards.mean(logs))
+        self.averages.add(logs)
 
     def _generator_update(self) -> None:
         real = self.real_batch()
@@ -146,11 +153,11 @@ class Trainer:
         self.critic.requires_grad_(False)
         try:
             loss, logs = self.loss.generator_loss(self.critic, real, fake, self.context)
+            logs = self._logs("generator", loss, logs)
             self._update(self.generator_optimizer, list(self.generator.parameters()), loss)
         finally:
             self.critic.requires_grad_(True)
-        logs = {"generator_loss": float(loss.detach()), **{f"generator_{k}": v for k, v in logs.items()}}
-        self.averages.add(self.shards.mean(logs))
+        self.averages.add(logs)
 
     def step(self) -> None:
         for _ in range(self.critic_steps()):
