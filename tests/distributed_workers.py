@@ -18,6 +18,8 @@ EQUAL_SIZES = (6, 4, 7, 5)  # x and y alike, for the u-statistic
 D = 3
 KERNELS = ("gaussian_mix", "rq_linear", "polynomial", "energy")
 ESTIMATORS = ("unbiased", "biased", "u-statistic")
+# The scale's two published forms (fastmmd.smmd_scale): the paper's and the reference code's.
+SMMD_FORMS = {"paper": dict(lam=0.5), "reference": dict(lam=1.0, gradient_weight=10.0, kernel_value=False)}
 
 
 def make_kernel(name: str):
@@ -86,13 +88,14 @@ def _smmd_cases(rank: int, world: int, out: Dict) -> None:
     import fastmmd.distributed as fd
 
     x, y, xs, ys = global_samples(world)
-    critic = small_critic()
-    fake = shard(y, ys, rank).requires_grad_(True)
-    value = fd.smmd2(critic, shard(x, xs, rank), fake, kernel=make_kernel("gaussian_mix"), lam=0.5)
-    (value / world).backward()
-    grads = torch.cat([p.grad.reshape(-1) for p in critic.parameters()])
-    dist.all_reduce(grads)
-    out["smmd2"] = (value.detach(), grads, fake.grad)
+    for form, scale_form in SMMD_FORMS.items():
+        critic = small_critic()
+        fake = shard(y, ys, rank).requires_grad_(True)
+        value = fd.smmd2(critic, shard(x, xs, rank), fake, kernel=make_kernel("gaussian_mix"), **scale_form)
+        (value / world).backward()
+        grads = torch.cat([p.grad.reshape(-1) for p in critic.parameters()])
+        dist.all_reduce(grads)
+        out[f"smmd2_{form}"] = (value.detach(), grads, fake.grad)
 
 
 def _collective_cases(rank: int, world: int, out: Dict) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 import fastmmd
-from distributed_workers import (ESTIMATORS, KERNELS, global_samples, make_kernel, run_cases, shard,
+from distributed_workers import (ESTIMATORS, KERNELS, SMMD_FORMS, global_samples, make_kernel, run_cases, shard,
                                  small_critic)
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
@@ -85,16 +85,18 @@ def test_variance_and_kid_equal_single_process(ranks):
         _close(out["kid"][1], kid.std)
 
 
-def test_smmd2_and_critic_gradients_equal_single_process(ranks):
+@pytest.mark.parametrize("form", list(SMMD_FORMS))
+def test_smmd2_and_critic_gradients_equal_single_process(ranks, form):
     world, results = ranks
     x, y, _, ys = global_samples(world)
     critic = small_critic()
     fake = y.clone().requires_grad_(True)
-    value = fastmmd.smmd2(critic, x, fake, kernel=make_kernel("gaussian_mix"), lam=0.5, backend="reference")
+    value = fastmmd.smmd2(critic, x, fake, kernel=make_kernel("gaussian_mix"), backend="reference",
+                          **SMMD_FORMS[form])
     value.backward()
     grads = torch.cat([p.grad.reshape(-1) for p in critic.parameters()])
     for rank, out in enumerate(results):
-        got_value, got_grads, got_fake = out["smmd2"]
+        got_value, got_grads, got_fake = out[f"smmd2_{form}"]
         _close(got_value, value.detach())
         _close(got_grads, grads)
         _close(got_fake, shard(fake.grad, ys, rank), fake.grad.abs().max())

@@ -1,10 +1,15 @@
-"""Scaled MMD (Arbel, Sutherland, Bińkowski, Gretton, NeurIPS 2018; REFERENCES.md §3).
+"""Scaled MMD (Arbel, Sutherland, Bińkowski, Gretton, NeurIPS 2018; docs/smmd.md).
 
 For a deep kernel k(x, y) = K(φ(x), φ(y)) and a sample S (the real batch),
-    σ² = 1 / (λ + E_{X∼S}[ k(X, X) + Σ_i ∂²k(y, z)/∂y_i∂z_i |_{y=z=X} ]),   SMMD² = σ² · MMD²_u(φ(fake), φ(real)).
+    σ² = 1 / (λ + E_{X∼S}[ v·k(X, X) + w·Σ_i ∂²k(y, z)/∂y_i∂z_i |_{y=z=X} ]),
+    SMMD² = σ² · MMD²_u(φ(fake), φ(real)),
+with v ∈ {0, 1} (`kernel_value`) and w ≥ 0 (`gradient_weight`). Two published forms:
+    the paper's (Arbel et al. 2018, the definition of σ_{S,k,λ}):   v = 1, w = 1, λ > 0 (the defaults here);
+    the reference code's (Scaled-MMD-GAN, `add_scaling`, scaling_variant="grad", scaling_coeff=10):
+        v = 0, w = 10, λ = 1, i.e. σ² = 1 / (1 + 10·E‖J‖²_F) with its Gaussian of bandwidth 1.
 With J the Jacobian of φ at X and a = φ(X), the trace term is tr(Jᵀ H J), H = ∂²K/∂a∂b at a = b:
-    radial K = g(‖a − b‖²):  H = −2 g′(0) I          ->  −2 g′(0) ‖J‖²_F
-    dot K = f(aᵀb):         H = f′ I + f″ a aᵀ       ->  f′(‖a‖²) ‖J‖²_F + f″(‖a‖²) ‖Jᵀa‖²
+    radial K = g(‖a − b‖²):  H = −2 g′(0) I     ->  −2 g′(0) ‖J‖²_F   (‖J‖²_F / s² for a Gaussian, bandwidth s)
+    dot K = f(aᵀb):         H = f′ I + f″ a aᵀ  ->  f′(‖a‖²) ‖J‖²_F + f″(‖a‖²) ‖Jᵀa‖²
 and sums of kernels add. Laplacian and Energy have no finite g′(0): they are refused.
 σ² is differentiable in the critic's parameters (its Jacobian norms are taken with create_graph=True), so
 a critic step that maximises SMMD² backpropagates through the scale; a generator step treats it as given.
@@ -19,7 +24,8 @@ from fastmmd._validation import check_choice
 from fastmmd.kernels import Family, resolve_kernel
 from fastmmd.ops.mmd2 import mmd2
 
-__all__ = ["jacobian_sqnorm", "smmd_scale", "smmd_terms", "smmd2", "check_lam", "critic_outputs", "JACOBIAN_METHODS"]
+__all__ = ["jacobian_sqnorm", "smmd_scale", "smmd_terms", "scale_terms", "smmd2", "check_scale_form", "critic_outputs",
+           "JACOBIAN_METHODS"]
 
 JACOBIAN_METHODS = ("exact", "hutchinson")
 
@@ -99,24 +105,28 @@ def _dot_value_and_derivatives(table: np.ndarray, t: torch.Tensor):
     return f, f1, f2
 
 
-def check_lam(lam) -> None:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
-        raise ValueError(f"lam must be a number >= 0; got {lam!r}")
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
-def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, jacobian: str = "exact",
-               probes: int = 8, generator=None, outputs: torch.Tensor = None) -> torch.Tensor:
-    """σ² = 1 / (λ + mean over the real batch of [k(X, X) + trace term]) (0-dim), differentiable in the
-    critic's parameters. real (B, ...): the sample S; outputs: critic(real) if already computed from a real
-    that requires grad. kernel: a Kernel or a name, smooth at a = b (not Laplacian or Energy)."""
-    check_lam(lam)
-    return 1.0 / (lam + smmd_terms(critic, real, kernel, jacobian, probes, generator, outputs).mean())
+def check_scale_form(lam, gradient_weight, kernel_value) -> None:
+    """The scale's λ (finite, ≥ 0; > 0 when k(X, X) is left out, else a flat critic divides by 0), the trace
+    term's weight (finite, ≥ 0) and kernel_value (a bool)."""
+    if not _is_number(lam) or not 0 <= lam < float("inf"):
+        raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
+    if not _is_number(gradient_weight) or not 0 <= gradient_weight < float("inf"):
+        raise ValueError(f"gradient_weight must be a finite number >= 0; got {gradient_weight!r}")
+    if not isinstance(kernel_value, bool):
+        raise TypeError(f"kernel_value must be True or False; got {kernel_value!r}")
+    if not kernel_value and lam == 0:
+        raise ValueError("lam must be > 0 when kernel_value is False (σ² = 1 / (λ + w·E[trace]) is unbounded "
+                         "for a critic flat on the real batch)")
 
 
 def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "exact", probes: int = 8,
-               generator=None, outputs: torch.Tensor = None) -> torch.Tensor:
-    """k(X, X) + tr(Jᵀ H J) for each sample X of the real batch (B, ...): (B,), differentiable in the critic's
-    parameters; the mean of these is what σ² adds to λ (arguments as `smmd_scale`)."""
+               generator=None, outputs: torch.Tensor = None, need_trace: bool = True):
+    """(k(X, X), tr(Jᵀ H J)) for each sample X of the real batch (B, ...): two (B,) tensors, differentiable in
+    the critic's parameters (arguments as `smmd_scale`); need_trace=False skips the Jacobian (zeros)."""
     kernel = resolve_kernel(kernel)
     if outputs is None:
         real = real if real.requires_grad else real.detach().requires_grad_(True)
@@ -125,30 +135,62 @@ def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "e
     reason = smooth_reason(table)
     if reason is not None:
         raise ValueError(f"smmd: {reason}; SMMD needs the kernel's second derivative at a = b")
-    jac = jacobian_sqnorm(critic, real, jacobian, probes, generator, outputs=outputs)
     g0, slope = _radial_value_and_slope(table)
     sq_norm = outputs.pow(2).sum(1)
     f, f1, f2 = _dot_value_and_derivatives(table, sq_norm)
-    per_sample = g0 + f + (-2.0 * slope + f1) * jac
+    value = g0 + f
+    if not need_trace:
+        return value, torch.zeros_like(value)
+    jac = jacobian_sqnorm(critic, real, jacobian, probes, generator, outputs=outputs)
+    trace = (-2.0 * slope + f1) * jac
     if (f2 != 0).any():
         (jt_phi,) = torch.autograd.grad(outputs, real, outputs, create_graph=True)
-        per_sample = per_sample + f2 * jt_phi.reshape(real.shape[0], -1).pow(2).sum(1)
-    return per_sample
+        trace = trace + f2 * jt_phi.reshape(real.shape[0], -1).pow(2).sum(1)
+    return value, trace
+
+
+def scale_terms(critic, real: torch.Tensor, kernel="gaussian", gradient_weight: float = 1.0,
+                kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, generator=None,
+                outputs: torch.Tensor = None) -> torch.Tensor:
+    """v·k(X, X) + w·tr(Jᵀ H J) for each sample of the real batch (B, ...): (B,); σ² adds their mean to λ."""
+    value, trace = smmd_terms(critic, real, kernel, jacobian, probes, generator, outputs,
+                              need_trace=gradient_weight != 0)
+    terms = gradient_weight * trace
+    return terms + value if kernel_value else terms
+
+
+def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, gradient_weight: float = 1.0,
+               kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, generator=None,
+               outputs: torch.Tensor = None) -> torch.Tensor:
+    """σ² = 1 / (λ + mean over the real batch of [v·k(X, X) + w·trace term]) (0-dim), differentiable in the
+    critic's parameters. real (B, ...): the sample S; outputs: critic(real) if already computed from a real
+    that requires grad. kernel: a Kernel or a name, smooth at a = b (not Laplacian or Energy).
+
+    The defaults are the paper's form (λ + E[k(X, X) + trace]); gradient_weight=10, kernel_value=False,
+    lam=1 is the reference implementation's 1 / (1 + 10·E‖J‖²_F) (with a Gaussian of bandwidth 1).
+    """
+    check_scale_form(lam, gradient_weight, kernel_value)
+    terms = scale_terms(critic, real, kernel, gradient_weight, kernel_value, jacobian, probes, generator, outputs)
+    return 1.0 / (lam + terms.mean())
 
 
 def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam: float = 1.0,
-          jacobian: str = "exact", probes: int = 8, backend: str = "auto", precision: str = "highest",
-          generator=None) -> torch.Tensor:
+          gradient_weight: float = 1.0, kernel_value: bool = True, jacobian: str = "exact", probes: int = 8,
+          backend: str = "auto", precision: str = "highest", generator=None) -> torch.Tensor:
     """SMMD² = σ² · MMD²_u(critic(fake), critic(real)) (0-dim), σ² from `smmd_scale` on the real batch.
 
     critic: a module or function mapping a batch (B, ...) to (B, D) or (B,); real, fake: batches of inputs.
-    kernel (default Gaussian of bandwidth 1, as the reference implementation), lam, jacobian ("exact" or
-    "hutchinson" with `probes`), backend and precision (of the fused MMD²) as in `fastmmd.mmd2`.
+    kernel (default Gaussian of bandwidth 1, as the reference implementation); lam, gradient_weight and
+    kernel_value choose the scale's form (`smmd_scale`: the paper's by default, the reference code's with
+    gradient_weight=10, kernel_value=False); jacobian ("exact" or "hutchinson" with `probes`); backend and
+    precision (of the fused MMD²) as in `fastmmd.mmd2`.
     Differentiable in the critic's parameters (double backprop through the scale) and in fake.
     """
+    check_scale_form(lam, gradient_weight, kernel_value)
     real = real if real.requires_grad else real.detach().requires_grad_(True)
     phi_real = critic_outputs(critic, real)
     phi_fake = critic_outputs(critic, fake)
-    scale = smmd_scale(critic, real, kernel, lam, jacobian, probes, generator, outputs=phi_real)
+    scale = smmd_scale(critic, real, kernel, lam, gradient_weight, kernel_value, jacobian, probes, generator,
+                       outputs=phi_real)
     return scale * mmd2(phi_fake, phi_real, kernel=kernel, estimator="unbiased", backend=backend,
                         precision=precision)
