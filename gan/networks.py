@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gan.initialisation import initialise
 from gan.spectral import constrain
 
 __all__ = ["ARCHITECTURES", "NetworkConfig", "build_generator", "build_critic", "sample_noise"]
@@ -25,7 +26,8 @@ IMAGE_SIZE = 32
 class NetworkConfig:
     """architecture: "dcgan" or "resnet"; channels: of the images (1 or 3); width: base channel count;
     z_dim: noise dimension; critic_out: critic output dimension (the kernel's feature space for MMD
-    losses, 1 for the others); constraint: "none", "spectral" or "spectral-scaled" on every critic weight."""
+    losses, 1 for the others); constraint: "none", "spectral" or "spectral-scaled" on every critic weight;
+    init: the weights' initialisation, "torch", "scaled-mmd-gan" or "mmd-gan" (gan.initialisation)."""
 
     architecture: str = "dcgan"
     channels: int = 3
@@ -33,6 +35,7 @@ class NetworkConfig:
     z_dim: int = 128
     critic_out: int = 1
     constraint: str = "none"
+    init: str = "torch"
 
 
 class DCGANGenerator(nn.Module):
@@ -67,6 +70,10 @@ class DCGANCritic(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, size, stride, 1), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(8 * w * 4 * 4, config.critic_out)
+
+    def hidden_layers(self):
+        """The modules whose outputs are the critic's hidden layers (each convolution's activation)."""
+        return [m for m in self.features if isinstance(m, nn.LeakyReLU)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
@@ -133,6 +140,10 @@ class ResNetCritic(nn.Module):
                                     DownBlock(c, c, False), DownBlock(c, c, False), nn.ReLU())
         self.head = nn.Linear(c, config.critic_out)
 
+    def hidden_layers(self):
+        """The modules whose outputs are the critic's hidden layers (each residual block's output)."""
+        return [m for m in self.blocks if isinstance(m, DownBlock)]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(images).sum(dim=(2, 3)))
 
@@ -152,12 +163,14 @@ def _check(config: NetworkConfig) -> None:
 
 
 def build_generator(config: NetworkConfig) -> nn.Module:
+    """The generator, initialised by config.init."""
     _check(config)
-    return (DCGANGenerator if config.architecture == "dcgan" else ResNetGenerator)(config)
+    generator = (DCGANGenerator if config.architecture == "dcgan" else ResNetGenerator)(config)
+    return initialise(generator, config.init, "generator")
 
 
 def build_critic(config: NetworkConfig) -> nn.Module:
-    """The critic with config.constraint applied to all its weights."""
+    """The critic, initialised by config.init, with config.constraint applied to all its weights."""
     _check(config)
     critic = (DCGANCritic if config.architecture == "dcgan" else ResNetCritic)(config)
-    return constrain(critic, config.constraint)
+    return constrain(initialise(critic, config.init, "critic"), config.constraint)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gan.initialisation import initialise
 from gan.networks import NetworkConfig, build_critic, build_generator
-from gan.spectral import ScaledSpectralNorm, constrain
+from gan.spectral import ScaledSpectralNorm, constrain, power_iteration
 
 
 @pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
@@ -55,14 +56,56 @@ def test_scaled_spectral_parametrization_has_a_learnable_scale():
     with torch.no_grad():
         parametrization.scale.fill_(2.5)
     for _ in range(50):
-        layer(torch.randn(1, 6))
+        power_iteration(layer)
     assert _top_singular_value(layer.weight) == pytest.approx(2.5, rel=1e-4)
     layer(torch.randn(3, 6)).sum().backward()
     assert parametrization.scale.grad is not None and parametrization.scale.grad.abs() > 0
-    u = parametrization.u.clone()
-    layer.eval()
-    layer(torch.randn(1, 6))
-    assert torch.equal(parametrization.u, u)  # no power iteration outside training
+
+
+def test_scaled_spectral_estimate_moves_once_per_update_as_the_reference():
+    """Forward passes (real, fake, any number) read u and v; power_iteration advances them by the reference's
+    step v = normalise(Mᵀu), u = normalise(M v), after which σ̂ = ‖M v‖."""
+    torch.manual_seed(1)
+    critic = build_critic(NetworkConfig(channels=1, width=2, constraint="spectral-scaled"))
+    layer = critic.head
+    parametrization = layer.parametrizations.weight[0]
+    matrix = layer.parametrizations.weight.original.detach().flatten(1)
+    u0 = parametrization.u.clone()
+    images = torch.randn(2, 1, 32, 32)
+    first = critic(images)
+    critic(torch.randn(2, 1, 32, 32))
+    assert torch.equal(parametrization.u, u0) and torch.equal(critic(images), first)
+    power_iteration(critic)
+    v = torch.nn.functional.normalize(matrix.t() @ u0, dim=0)
+    u = torch.nn.functional.normalize(matrix @ v, dim=0)
+    torch.testing.assert_close(parametrization.u, u)
+    torch.testing.assert_close(parametrization.v, v)
+    torch.testing.assert_close(layer.weight, matrix / (matrix @ v).norm())
+    assert not torch.equal(critic(images), first)
+
+
+def test_reference_initialisation():
+    torch.manual_seed(2)
+    config = NetworkConfig(channels=3, width=16, init="scaled-mmd-gan")
+    generator, critic = build_generator(config), build_critic(config)
+    convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert weights.abs().max() <= 0.04  # truncated at two standard deviations
+    assert weights.std().item() == pytest.approx(0.02 * 0.8796, rel=0.03)  # std of N(0, 1) cut at ±2
+    assert critic.head.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert generator.project[0].weight.std().item() == pytest.approx(0.01, rel=0.05)
+    transposed = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert transposed.std().item() == pytest.approx(0.02, rel=0.03) and transposed.abs().max() > 0.04
+    for module in (*generator.modules(), *critic.modules()):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear, torch.nn.BatchNorm2d)):
+            assert torch.count_nonzero(module.bias) == 0
+    torch.manual_seed(2)
+    assert build_critic(NetworkConfig(channels=3, width=16, init="mmd-gan")).head.weight.std().item() == \
+        pytest.approx(0.01, rel=0.1)
+    default = build_critic(NetworkConfig(channels=3, width=16))
+    assert any(torch.count_nonzero(m.bias) > 0 for m in default.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(ValueError, match="init must be one of"):
+        initialise(critic, "xavier", "critic")
 
 
 def test_bad_configs():
