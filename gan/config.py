@@ -7,6 +7,7 @@ from typing import Optional
 
 from gan.losses import LOSSES
 from gan.networks import ARCHITECTURES
+from gan.recipes import SCALE_FORMS, recipe_for
 
 __all__ = ["TrainConfig", "build_parser", "config_from_args", "DIGITS_WIDTH"]
 
@@ -36,8 +37,9 @@ class TrainConfig:
     eval_real: int = 10000
     log_every: int = 10
     checkpoint_every: int = 100
-    lr_adapt: bool = False
+    lr_adapt: Optional[bool] = None
     adapt_every: int = 2000
+    smmd_scale: str = "reference"
     mmd_backend: str = "auto"
     dtype: str = "float32"
     inception_weights: Optional[str] = None
@@ -47,6 +49,9 @@ class TrainConfig:
         if self.width is not None:
             return self.width
         return DIGITS_WIDTH if self.dataset == "digits" else 64
+
+    def resolved_lr_adapt(self) -> bool:
+        return self.lr_adapt if self.lr_adapt is not None else recipe_for(self.loss).lr_adapt
 
     def resolved_out(self) -> str:
         if self.out is not None:
@@ -130,10 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=_positive, default=d.log_every, help="a metrics line every this many steps")
     p.add_argument("--checkpoint-every", type=_positive, default=d.checkpoint_every,
                    help="write checkpoint.pt every this many steps (also at the end and on Ctrl-C/SIGTERM)")
-    p.add_argument("--lr-adapt", action="store_true",
-                   help="decay the learning rates when the relative three-sample test fails 3 times in a row")
+    p.add_argument("--lr-adapt", action=argparse.BooleanOptionalAction, default=d.lr_adapt,
+                   help="decay the learning rates when the relative three-sample test fails 3 times in a row "
+                        "(default: on for smmd, sn-smmd and mmd-gp, as their reference codes; off otherwise)")
     p.add_argument("--adapt-every", type=_positive, default=d.adapt_every,
                    help="generator steps between two relative tests of --lr-adapt")
+    p.add_argument("--smmd-scale", default=d.smmd_scale, choices=tuple(SCALE_FORMS),
+                   help="form of the SMMD scale (smmd, sn-smmd): reference = the Scaled-MMD-GAN code's "
+                        "1/(1 + 10 E||J||^2) on [0, 1] pixels, paper = the paper's 1/(1 + E[k(X,X) + ||J||^2]); "
+                        "both converted to the [-1, 1] pixels seen here (docs/gan_recipes.md)")
     p.add_argument("--mmd-backend", default=d.mmd_backend, choices=("auto", "cpu", "triton", "reference"),
                    help="fastmmd backend of the MMD losses (reference: the materialised pure-torch one)")
     p.add_argument("--dtype", default=d.dtype, choices=("float32", "float64"), help="of networks and data")

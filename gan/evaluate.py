@@ -25,7 +25,7 @@ from gan.embedding import Embedding
 from gan.evaluation import embed_generator, embed_images, feature_network
 from gan.image_metrics import fid, inception_score
 from gan.networks import NetworkConfig, build_generator, sample_noise
-from gan.train import RunError, load_checkpoint, resolve_device
+from gan.train import CHECKPOINT_FORMAT, RunError, load_checkpoint, resolve_device
 
 __all__ = ["evaluate_checkpoint", "main"]
 
@@ -51,7 +51,7 @@ def _kid(real: Embedding, fake: Embedding, mode: str) -> Dict[str, float]:
 def evaluate_checkpoint(checkpoint, samples: int = 2000, real: int = 10000, seed: int = 0, device="auto",
                         kid_mode: str = "exact", inception_weights=None) -> Dict[str, float]:
     """Metrics of the generator in `checkpoint` on `samples` generated and up to `real` real images."""
-    payload = load_checkpoint(Path(checkpoint))
+    payload = load_checkpoint(Path(checkpoint), formats=(1, CHECKPOINT_FORMAT))
     config = TrainConfig.from_dict(payload["config"])
     device = resolve_device(device)
     generator = _generator(payload, device)

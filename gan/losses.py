@@ -1,4 +1,4 @@
-"""The GAN objectives (REFERENCES.md §3, §4, §7): each loss gives the critic's loss (minimised by the
+"""The GAN objectives (docs/gan_recipes.md): each loss gives the critic's loss (minimised by the
 critic) and the generator's loss, from the critic and a batch of real and fake images.
 
 MMD losses use fastmmd's fused ops on the critic's features: `smmd2` (scaled MMD, double backprop through
@@ -10,6 +10,7 @@ variant); f*(g_f(v)) is written in closed form so that it stays finite.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
@@ -18,22 +19,38 @@ import torch.nn.functional as F
 
 import fastmmd
 import fastmmd.distributed
+from gan.layer_penalty import layer_penalty, recording_layers
 from gan.sharding import SINGLE, Shards
 
-__all__ = ["LossContext", "GANLoss", "LOSSES", "FGAN_DIVERGENCES", "gradient_penalty", "get_loss"]
+__all__ = ["ScaleForm", "LossContext", "GANLoss", "LOSSES", "FGAN_DIVERGENCES", "gradient_penalty", "get_loss"]
 
 Losses = Tuple[torch.Tensor, Dict[str, float]]
 
 
 @dataclass(frozen=True)
+class ScaleForm:
+    """SMMD's σ² = 1 / (lam + E_real[v·k(X, X) + gradient_weight·trace term]), v = 1 if kernel_value else 0
+    (fastmmd.smmd_scale); the weight is in the units of the images that the critic sees."""
+
+    lam: float = 1.0
+    gradient_weight: float = 1.0
+    kernel_value: bool = True
+
+    def arguments(self) -> Dict[str, object]:
+        return {"lam": self.lam, "gradient_weight": self.gradient_weight, "kernel_value": self.kernel_value}
+
+
+@dataclass(frozen=True)
 class LossContext:
-    """What a loss needs besides the batches: the kernel on the critic's features (MMD losses), λ of SMMD,
-    the penalty weight, fastmmd's backend, the random generator (interpolation coefficients), and the
-    ranks whose batches make the global batch (the MMD losses then run on fastmmd.distributed)."""
+    """What a loss needs besides the batches: the kernel on the critic's features (MMD losses), the form of
+    SMMD's scale, the gradient-penalty weight, the weight of the L2 penalty on the critic's layers (MMD-GP),
+    fastmmd's backend, the random generator (interpolation coefficients), and the ranks whose batches make
+    the global batch (the MMD losses then run on fastmmd.distributed)."""
 
     kernel: object = None
-    lam: float = 1.0
+    scale: ScaleForm = ScaleForm()
     penalty: float = 0.0
+    l2_penalty: float = 0.0
     backend: str = "auto"
     rng: torch.Generator = None
     shards: Shards = SINGLE
@@ -89,7 +106,8 @@ class SMMDLoss(GANLoss):
     name = "smmd"
 
     def critic_loss(self, critic, real, fake, ctx):
-        value = ctx.ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, lam=ctx.lam, backend=ctx.backend)
+        value = ctx.ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, backend=ctx.backend,
+                              **ctx.scale.arguments())
         return -value, {"smmd2": _number(value)}
 
     def generator_loss(self, critic, real, fake, ctx):
@@ -97,23 +115,36 @@ class SMMDLoss(GANLoss):
         # skips the double backward through the Jacobian norms.
         real = real.detach().requires_grad_(True)
         phi_real = critic(real)
-        scale = ctx.ops.smmd_scale(critic, real, kernel=ctx.kernel, lam=ctx.lam, outputs=phi_real).detach()
+        scale = ctx.ops.smmd_scale(critic, real, kernel=ctx.kernel, outputs=phi_real, **ctx.scale.arguments())
+        scale = scale.detach()
         value = scale * ctx.ops.mmd2(critic(fake), phi_real.detach(), kernel=ctx.kernel, backend=ctx.backend)
         return value, {"smmd2": _number(value)}
 
 
 class MMDLoss(GANLoss):
     """MMD²_u(φ(fake), φ(real)) with the critic's constraint left to weight clipping (MMD-GAN, Li et al.
-    2017) or, with a penalty weight, to MMD-GP's penalty on the witness gradient (Bińkowski et al. 2018)."""
+    2017) or, with a penalty weight, to MMD-GP's penalty on the witness gradient, optionally with the L2
+    penalty on the critic's layers (Bińkowski et al. 2018; gan.layer_penalty)."""
 
     name = "mmd"
 
     def critic_loss(self, critic, real, fake, ctx):
         fake = fake.detach()
-        phi_real, phi_fake = critic(real), critic(fake)
+
+        def layers():
+            return recording_layers(critic) if ctx.l2_penalty > 0 else nullcontext([])
+
+        with layers() as real_layers:
+            phi_real = critic(real)
+        with layers() as fake_layers:
+            phi_fake = critic(fake)
         value = ctx.ops.mmd2(phi_fake, phi_real, kernel=ctx.kernel, backend=ctx.backend)
         logs = {"mmd2": _number(value)}
         loss = -value
+        if ctx.l2_penalty > 0:
+            l2 = layer_penalty(real_layers + [phi_real]) + layer_penalty(fake_layers + [phi_fake])
+            loss = loss + ctx.l2_penalty * l2
+            logs["l2_penalty"] = _number(l2)
         if ctx.penalty > 0:
             # The witness of the global batch: on several ranks, every rank's features (a batch of critic
             # outputs, small) gathered with their gradients.

@@ -1,9 +1,13 @@
-"""Learning-rate adaptation by the relative three-sample test (Demystifying MMD GANs; REFERENCES.md §6).
+"""Learning-rate adaptation by the relative three-sample test (Demystifying MMD GANs, Bińkowski et al. 2018;
+the `Scorer` of its code and of the Scaled-MMD-GAN code; docs/gan_recipes.md).
 
-Every `every` generator steps: X = fixed real features, Y = features of new generated samples, Z = the
-generated features kept from `lookback` tests back. p = fastmmd.relative_mmd_test(X, Y, Z).p_value (KID
-kernel); p > 0.1 (the generator is not significantly better than `lookback` tests ago) is a failure; after
-`patience` consecutive failures every learning rate becomes max(lr · decay, 1e-6); a success resets the count.
+Every `every` generator steps: X = fixed real features, Y = features of new generated samples, Z = the oldest
+of the kept generated features. Until `lookback` of them are kept, Y is only kept. Then
+p = fastmmd.relative_mmd_test(X, Y, Z).p_value (KID kernel), and
+- p ≤ 0.1 (Y is significantly closer to X than Z): a success; Y replaces the oldest kept, the count resets;
+- p > 0.1: a failure; Y is dropped (the next test is against the same Z), and on the `patience`-th failure in
+  a row every learning rate becomes max(lr · decay, 1e-6), the count resets and only the newest `patience`
+  features (Y among them) are kept, so that testing resumes once `lookback` are kept again.
 """
 from __future__ import annotations
 
@@ -33,20 +37,26 @@ class RelativeTestLR:
         return self.every > 0 and step > 0 and step % self.every == 0
 
     def update(self, real: torch.Tensor, fake: torch.Tensor, optimizers) -> Optional[Dict[str, float]]:
-        """Record fake (m, F); test against the features `lookback` tests back if there are any, and decay the
-        learning rates of `optimizers` on the `patience`-th consecutive failure. Returns the test's log or None."""
-        self.history.append(fake.detach().cpu())
-        if len(self.history) <= self.lookback:
+        """Keep or test fake (m, F) as above, decaying the learning rates of `optimizers` on the `patience`-th
+        consecutive failure. Returns the test's log, or None when fake was only kept."""
+        fake = fake.detach().cpu()
+        if len(self.history) < self.lookback:
+            self.history.append(fake)
             return None
-        older = self.history.pop(0)
-        test = fastmmd.relative_mmd_test(real.double(), fake.double(), older.double())
-        self.failures = self.failures + 1 if test.p_value > self.threshold else 0
-        decayed = self.failures >= self.patience
-        if decayed:
+        test = fastmmd.relative_mmd_test(real.double(), fake.double(), self.history[0].double())
+        decayed = False
+        if test.p_value > self.threshold:
+            self.failures += 1
+            if self.failures >= self.patience:
+                decayed = True
+                self.failures = 0
+                self.history = (self.history + [fake])[-self.patience:]
+                for optimizer in optimizers:
+                    for group in optimizer.param_groups:
+                        group["lr"] = max(group["lr"] * self.decay, MIN_LR)
+        else:
             self.failures = 0
-            for optimizer in optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = max(group["lr"] * self.decay, MIN_LR)
+            self.history = self.history[1:] + [fake]
         return {"lr_test_p": float(test.p_value), "lr_decayed": int(decayed)}
 
     def state_dict(self) -> Dict:

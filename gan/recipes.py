@@ -1,18 +1,10 @@
-"""Each loss with its published training defaults (REFERENCES.md §3, §4, §7).
+"""Each loss with its published training defaults; every setting, its source and every departure from the
+reference code are in docs/gan_recipes.md.
 
-| loss | critic | kernel / objective | optimiser | critic steps |
-|---|---|---|---|---|
-| smmd | no constraint, 1-d output | SMMD², Gaussian σ = 1, λ = 1 (Arbel et al. 2018) | Adam 1e-4 (0.5, 0.9) | 5 (10 early / every 500th) |
-| sn-smmd | spectral parametrization with scale | as smmd | as smmd | as smmd |
-| mmd | weight clipping 0.01, 16-d output | MMD², mix_rq_1dot (MMD-GAN, Li et al. 2017) | as smmd | as smmd |
-| mmd-gp | 16-d output | MMD² − 1·witness-gradient penalty (Bińkowski et al. 2018) | as smmd | as smmd |
-| wgan | weight clipping 0.01 | E D(real) − E D(fake) (Arjovsky et al. 2017) | RMSProp 5e-5 | 5 (100 early / every 500th) |
-| wgan-gp | no constraint | as wgan − 10·gradient penalty (Gulrajani et al. 2017) | Adam 1e-4 (0, 0.9) | 5 |
-| sn-gan | spectral normalisation | hinge loss (Miyato et al. 2018) | Adam 2e-4 (0, 0.9) | 5 |
-| gan, fgan-* | no constraint | f-GAN bound, non-saturating generator (Goodfellow 2014; Nowozin 2016) | Adam 2e-4 (0.5, 0.999) | 1 |
-
-The MMD losses clip each gradient tensor's norm at 1 (both reference codes) and adapt the learning rate
-with the relative test by decay 0.8 (Scaled-MMD) or 0.5 (MMD-GAN) when asked.
+Pixel units: the images here are in [−1, 1] (generators end in tanh); the Scaled-MMD-GAN code trains on
+[0, 1] (its generator ends in a sigmoid). For the same critic function of the image, x₀₁ = (x + 1)/2 gives
+∂f/∂x = ½·∂f/∂x₀₁, so ‖J‖²_F here is a quarter of the reference's: its weight c on [0, 1] is 4c here
+(`PIXEL_GRADIENT_FACTOR`), and 1 / (1 + 10·E‖J₀₁‖²) is 1 / (1 + 40·E‖J‖²).
 """
 from __future__ import annotations
 
@@ -20,9 +12,19 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import fastmmd
-from gan.losses import LOSSES
+from gan.losses import LOSSES, ScaleForm
 
-__all__ = ["Recipe", "CriticSchedule", "recipe_for"]
+__all__ = ["Recipe", "CriticSchedule", "recipe_for", "SCALE_FORMS", "PIXEL_GRADIENT_FACTOR"]
+
+PIXEL_GRADIENT_FACTOR = 4.0  # ‖J‖² in [0, 1] pixel units / ‖J‖² in [−1, 1] pixel units
+
+# SMMD's scale, its weights converted from the [0, 1] pixels where they were published.
+SCALE_FORMS = {
+    # Scaled-MMD-GAN code, add_scaling, scaling_variant="grad", scaling_coeff=10: 1 / (1 + 10·E‖J₀₁‖²).
+    "reference": ScaleForm(lam=1.0, gradient_weight=10.0 * PIXEL_GRADIENT_FACTOR, kernel_value=False),
+    # Arbel et al. 2018, the definition of σ_{S,k,λ}: 1 / (λ + E[k(X, X) + ‖J₀₁‖²]) (Gaussian, bandwidth 1).
+    "paper": ScaleForm(lam=1.0, gradient_weight=1.0 * PIXEL_GRADIENT_FACTOR, kernel_value=True),
+}
 
 
 @dataclass(frozen=True)
@@ -44,31 +46,39 @@ class CriticSchedule:
 @dataclass(frozen=True)
 class Recipe:
     """constraint: on the critic's weights ("none", "spectral", "spectral-scaled"); critic_out: critic output
-    dimension; kernel: on the critic's outputs (MMD losses); lam: SMMD's λ; penalty: gradient-penalty
-    weight; weight_clip: clip every critic parameter to [−c, c] after each step; grad_clip: per-tensor
-    gradient-norm clipping; lr_decay: of the relative-test learning-rate adaptation."""
+    dimension; kernel: on the critic's outputs (MMD losses); scale: SMMD's scale form (its default; the
+    `--smmd-scale` flag picks another of SCALE_FORMS); penalty: gradient-penalty weight; l2_penalty: weight
+    of the L2 penalty on the critic's layers; weight_clip: clip every critic parameter to [−c, c] after each
+    step; grad_clip: per-tensor gradient-norm clipping; init: weight initialisation (gan.initialisation);
+    lr_adapt: the relative-test learning-rate adaptation on by default; lr_decay: its decay factor."""
 
     loss: str
     constraint: str = "none"
     critic_out: int = 1
     kernel: object = None
-    lam: float = 1.0
+    scale: ScaleForm = ScaleForm()
     penalty: float = 0.0
+    l2_penalty: float = 0.0
     weight_clip: Optional[float] = None
     optimizer: str = "adam"
     lr: float = 1e-4
     betas: Tuple[float, float] = (0.5, 0.9)
     schedule: CriticSchedule = CriticSchedule()
     grad_clip: Optional[float] = None
+    init: str = "torch"
+    lr_adapt: bool = False
     lr_decay: float = 0.8
 
 
 _MMD_COMMON = dict(grad_clip=1.0, schedule=CriticSchedule())
+_SMMD = dict(kernel=fastmmd.Gaussian(1.0), scale=SCALE_FORMS["reference"], init="scaled-mmd-gan",
+             lr_adapt=True, **_MMD_COMMON)
 _RECIPES = {
-    "smmd": Recipe("smmd", kernel=fastmmd.Gaussian(1.0), **_MMD_COMMON),
-    "sn-smmd": Recipe("sn-smmd", constraint="spectral-scaled", kernel=fastmmd.Gaussian(1.0), **_MMD_COMMON),
+    "smmd": Recipe("smmd", **_SMMD),
+    "sn-smmd": Recipe("sn-smmd", constraint="spectral-scaled", **_SMMD),
     "mmd": Recipe("mmd", critic_out=16, kernel="mix_rq_1dot", weight_clip=0.01, lr_decay=0.5, **_MMD_COMMON),
-    "mmd-gp": Recipe("mmd-gp", critic_out=16, kernel="mix_rq_1dot", penalty=1.0, lr_decay=0.5, **_MMD_COMMON),
+    "mmd-gp": Recipe("mmd-gp", critic_out=16, kernel="mix_rq_1dot", penalty=1.0, l2_penalty=1.0, lr_adapt=True,
+                     lr_decay=0.5, grad_clip=1.0, schedule=CriticSchedule(5, 5, 0, 0), init="mmd-gan"),
     "wgan": Recipe("wgan", weight_clip=0.01, optimizer="rmsprop", lr=5e-5, betas=(0.0, 0.0),
                    schedule=CriticSchedule(5, 100, 25, 500)),
     "wgan-gp": Recipe("wgan-gp", penalty=10.0, betas=(0.0, 0.9), schedule=CriticSchedule(5, 5, 0, 0)),

@@ -38,9 +38,9 @@ from gan.trainer import Trainer
 __all__ = ["RunError", "train", "main", "load_checkpoint", "resolve_device", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the reference SMMD recipe (scale form, initialisation, spectral estimates)
 GRID_SAMPLES = 64
-ADAPT_SAMPLES = 2048  # new generated samples per relative test (REFERENCES.md §6)
+ADAPT_SAMPLES = 2048  # new generated samples per relative test (the reference codes' Scorer)
 
 
 class RunError(Exception):
@@ -55,10 +55,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_checkpoint(path: Path) -> Dict:
+def load_checkpoint(path: Path, formats=(CHECKPOINT_FORMAT,)) -> Dict:
+    """The payload of a gan.train checkpoint of one of `formats` (resuming needs this version's; sampling its
+    generator works from any)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise RunError(f"{path} is not a gan.train checkpoint of format {CHECKPOINT_FORMAT}")
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise RunError(f"{path} is not a gan.train checkpoint of format {' or '.join(map(str, formats))}"
+                       + (f" (it is of format {found}, from another version of gan.train)" if found else ""))
     return payload
 
 
@@ -113,7 +117,7 @@ class Run:
             features = feature_network(config.dataset, self.device, config.inception_weights)
             self.evaluator = Evaluator.from_images(features, data.batch(reference).to(self.device), noise)
         self.adapter = (RelativeTestLR(self.trainer.recipe.lr_decay, every=config.adapt_every)
-                        if config.lr_adapt else None)
+                        if config.resolved_lr_adapt() else None)
         self.elapsed = 0.0
         if payload is not None:
             self.trainer.load_state_dict(payload["trainer"])

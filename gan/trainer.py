@@ -14,8 +14,9 @@ from gan.data import ImageData
 from gan.losses import LossContext, get_loss
 from gan.global_batch_norm import globalize_batch_norm
 from gan.networks import NetworkConfig, build_critic, build_generator, sample_noise
-from gan.recipes import recipe_for
+from gan.recipes import SCALE_FORMS, recipe_for
 from gan.sharding import SINGLE, Shards
+from gan.spectral import power_iteration
 
 __all__ = ["Trainer", "LossAverages"]
 
@@ -73,7 +74,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.networks = NetworkConfig(architecture=config.architecture, channels=data.channels,
                                       width=config.resolved_width(), z_dim=config.z_dim,
-                                      critic_out=self.recipe.critic_out, constraint=self.recipe.constraint)
+                                      critic_out=self.recipe.critic_out, constraint=self.recipe.constraint,
+                                      init=self.recipe.init)
         generator = build_generator(self.networks)
         if shards.distributed:
             generator = globalize_batch_norm(generator, shards.group)
@@ -86,7 +88,8 @@ class Trainer:
         self.critic_optimizer = _optimizer(self.recipe, self.critic.parameters(), lr)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.loss = get_loss(config.loss)
-        self.context = LossContext(kernel=self.recipe.kernel, lam=self.recipe.lam, penalty=self.recipe.penalty,
+        self.context = LossContext(kernel=self.recipe.kernel, scale=SCALE_FORMS[config.smmd_scale],
+                                   penalty=self.recipe.penalty, l2_penalty=self.recipe.l2_penalty,
                                    backend=config.mmd_backend, rng=self.rng, shards=shards)
         self.step_count = 0
         self.averages = LossAverages()
@@ -127,6 +130,12 @@ class Trainer:
                                      f"step {self.step_count}; try a lower --lr")
         return logs
 
+    def _refresh_spectral_estimates(self) -> None:
+        """The scaled spectral parametrization advances its power iteration once per update, before the
+        update's critic passes (the reference iterates in the real batch's pass and stores u)."""
+        if self.recipe.constraint == "spectral-scaled":
+            power_iteration(self.critic)
+
     def _update(self, optimizer, params, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,6 +147,7 @@ class Trainer:
         real = self.real_batch()
         with torch.no_grad():
             fake = self.generator(self.batch_noise(real.shape[0]))
+        self._refresh_spectral_estimates()
         loss, logs = self.loss.critic_loss(self._training_critic, real, fake, self.context)
         logs = self._logs("critic", loss, logs)
         self._update(self.critic_optimizer, list(self.critic.parameters()), loss)
@@ -150,6 +160,7 @@ class Trainer:
     def _generator_update(self) -> None:
         real = self.real_batch()
         fake = self._training_generator(self.batch_noise(real.shape[0]))
+        self._refresh_spectral_estimates()
         self.critic.requires_grad_(False)
         try:
             loss, logs = self.loss.generator_loss(self.critic, real, fake, self.context)

@@ -1,5 +1,6 @@
 """The GAN objectives: the f-GAN closed forms equal f*(g_f(v)) of Nowozin et al.'s table, the MMD losses equal
-fastmmd's ops, and the MMD-GP penalty equals autograd on a materialised witness (float64)."""
+fastmmd's ops (SMMD in both forms of its scale), the MMD-GP penalty equals autograd on a materialised
+witness, and its L2 penalty on the critic's layers equals the reference code's sum (float64)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 import fastmmd
-from gan.losses import FGAN_DIVERGENCES, LOSSES, LossContext, get_loss, gradient_penalty
-from gan.recipes import CriticSchedule, recipe_for
+from gan.losses import FGAN_DIVERGENCES, LOSSES, LossContext, ScaleForm, get_loss, gradient_penalty
+from gan.networks import NetworkConfig, build_critic
+from gan.recipes import SCALE_FORMS, CriticSchedule, recipe_for
 
 # Nowozin et al. (2016), Table 6: output activation g_f and conjugate f*, written naively.
 NAIVE = {
@@ -37,10 +39,24 @@ def test_fgan_terms_stay_finite_where_the_naive_form_overflows():
         assert torch.isfinite(torch.stack(FGAN_DIVERGENCES[name](v))).all()
 
 
+class _SmallCritic(torch.nn.Module):
+    """(B, 3, 2, 2) -> (B, out_dim) through one tanh layer, its hidden layer exposed as gan.networks' are."""
+
+    def __init__(self, out_dim):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.Tanh())
+        self.head = torch.nn.Linear(8, out_dim)
+
+    def hidden_layers(self):
+        return [self.body[2]]
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
 def _critic(out_dim=3):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.Tanh(),
-                               torch.nn.Linear(8, out_dim)).double()
+    return _SmallCritic(out_dim).double()
 
 
 def _batches():
@@ -49,18 +65,69 @@ def _batches():
             torch.randn(5, 3, 2, 2, generator=g, dtype=torch.float64) + 0.5)
 
 
-def test_smmd_loss_is_fastmmd_smmd2():
+@pytest.mark.parametrize("form", [SCALE_FORMS["reference"], SCALE_FORMS["paper"], ScaleForm(0.3, 2.0, True)],
+                         ids=["reference", "paper", "other"])
+def test_smmd_loss_is_fastmmd_smmd2(form):
     critic, (real, fake) = _critic(1), _batches()
-    ctx = LossContext(kernel=fastmmd.Gaussian(1.0), lam=1.0)
+    ctx = LossContext(kernel=fastmmd.Gaussian(1.0), scale=form)
+    arguments = dict(kernel=fastmmd.Gaussian(1.0), lam=form.lam, gradient_weight=form.gradient_weight,
+                     kernel_value=form.kernel_value)
     critic_loss, _ = get_loss("smmd").critic_loss(critic, real, fake, ctx)
     generator_loss, _ = get_loss("smmd").generator_loss(critic, real, fake, ctx)
-    expected = fastmmd.smmd2(critic, real, fake, kernel=fastmmd.Gaussian(1.0), lam=1.0, backend="reference")
+    expected = fastmmd.smmd2(critic, real, fake, backend="reference", **arguments)
     torch.testing.assert_close(-critic_loss, expected)
     torch.testing.assert_close(generator_loss, expected)
     fake = fake.clone().requires_grad_(True)
     (got,) = torch.autograd.grad(get_loss("smmd").generator_loss(critic, real, fake, ctx)[0], fake)
-    (want,) = torch.autograd.grad(fastmmd.smmd2(critic, real, fake, kernel=fastmmd.Gaussian(1.0), lam=1.0), fake)
+    (want,) = torch.autograd.grad(fastmmd.smmd2(critic, real, fake, **arguments), fake)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-14)
+
+
+def test_the_reference_scale_is_ten_jacobian_norms_in_unit_interval_pixels():
+    """1 / (1 + 10·E‖J₀₁‖²) of the critic on [0, 1] images equals the recipe's scale on [−1, 1] images."""
+    critic, (real, _) = _critic(1), _batches()
+    real = real.tanh()  # images in [−1, 1]
+    critic_01 = lambda x01: critic(2 * x01 - 1)  # the same critic function, on [0, 1] pixels
+    x01 = ((real + 1) / 2).requires_grad_(True)
+    (jac,) = torch.autograd.grad(critic_01(x01).sum(), x01)  # one output: J₀₁ is the gradient
+    expected = 1.0 / (1.0 + 10.0 * jac.flatten(1).pow(2).sum(1).mean())
+    got = fastmmd.smmd_scale(critic, real, fastmmd.Gaussian(1.0), **SCALE_FORMS["reference"].arguments())
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
+def test_mmd_gp_l2_penalty_is_the_reference_sum_over_the_critics_layers():
+    torch.manual_seed(0)
+    critic = build_critic(NetworkConfig(channels=1, width=2, critic_out=4)).double()
+    g = torch.Generator().manual_seed(2)
+    real = torch.rand(3, 1, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    fake = torch.rand(3, 1, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+
+    def layers_by_hand(x):  # every leaky-ReLU activation, then the output
+        out = []
+        for module in critic.features:
+            x = module(x)
+            if isinstance(module, torch.nn.LeakyReLU):
+                out.append(x)
+        return out + [critic.head(x)]
+
+    expected = sum(layer.flatten(1).pow(2).mean(1) for layer in layers_by_hand(real) + layers_by_hand(fake)).mean()
+    assert len(layers_by_hand(real)) == 8
+    with_l2 = LossContext(kernel="mix_rq_1dot", l2_penalty=2.0, backend="reference")
+    without = LossContext(kernel="mix_rq_1dot", backend="reference")
+    loss, logs = get_loss("mmd-gp").critic_loss(critic, real, fake, with_l2)
+    plain, _ = get_loss("mmd-gp").critic_loss(critic, real, fake, without)
+    torch.testing.assert_close(loss - plain, 2.0 * expected, rtol=1e-10, atol=0)
+    assert logs["l2_penalty"] == pytest.approx(float(expected.detach()), rel=1e-12)
+    (grad,) = torch.autograd.grad(loss - plain, critic.head.weight)
+    (want,) = torch.autograd.grad(2.0 * expected, critic.head.weight)
+    torch.testing.assert_close(grad, want, rtol=1e-10, atol=1e-14)
+
+
+def test_the_l2_penalty_needs_a_critic_that_shows_its_layers():
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)).double()
+    real, fake = _batches()
+    with pytest.raises(TypeError, match="hidden_layers"):
+        get_loss("mmd-gp").critic_loss(critic, real, fake, LossContext(kernel="mix_rq_1dot", l2_penalty=1.0))
 
 
 def _materialised_witness(points, phi_real, phi_fake):
@@ -103,7 +170,7 @@ def test_every_loss_gives_finite_losses_and_generator_gradients(name):
     critic, (real, fake) = _critic(recipe.critic_out), _batches()
     real = real[:5]
     fake = fake.clone().requires_grad_(True)
-    ctx = LossContext(kernel=recipe.kernel, lam=recipe.lam, penalty=recipe.penalty,
+    ctx = LossContext(kernel=recipe.kernel, scale=recipe.scale, penalty=recipe.penalty, l2_penalty=recipe.l2_penalty,
                       rng=torch.Generator().manual_seed(0))
     loss = get_loss(name)
     critic_loss, critic_logs = loss.critic_loss(critic, real, fake, ctx)

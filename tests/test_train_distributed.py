@@ -50,10 +50,14 @@ def test_two_ranks_equal_one_process_with_the_doubled_batch(tmp_path, gan_cache,
     distributed, single = _networks(tmp_path / "two"), _networks(tmp_path / "one")
     for net in ("generator", "critic"):
         assert distributed[net].keys() == single[net].keys()
+        # Relative to the network's largest parameter: a parameter that only rounding moves (the critic's
+        # output bias under a translation-invariant kernel starts at 0 and gets gradients of 1e-17) differs
+        # by rounding alone.
+        network_scale = max(float(t.abs().max()) for t in single[net].values() if t.is_floating_point())
         for key, expected in single[net].items():
             got = distributed[net][key]
             if expected.is_floating_point():
-                scale = max(float(expected.abs().max()), 1e-12)
+                scale = max(float(expected.abs().max()), network_scale * 1e-3)
                 assert float((got - expected).abs().max()) <= RTOL * scale, (net, key)
             else:
                 assert torch.equal(got, expected), (net, key)
