@@ -1,11 +1,12 @@
-"""DiracGAN (Mescheder et al. 2018; REFERENCES.md §9): why the critic of an MMD GAN must be scaled.
+"""DiracGAN (Mescheder et al. 2018; docs/smmd.md): why the critic of an MMD GAN must be scaled.
 
 Real distribution P = δ₀, generator Q_θ = δ_θ, critic features φ_ψ(x) = ψx, Gaussian kernel of bandwidth 1.
 For samples of Diracs, MMD²_u(φ(Q_θ), φ(P)) = 2 − 2 exp(−ψ²θ²/2):
 - optimised over the critic, sup_ψ MMD = √2 for every θ ≠ 0 and 0 at θ = 0: discontinuous, and a critic
-  trained towards that sup (ψ → ∞) leaves the generator the gradient 2ψ²θ exp(−ψ²θ²/2) → 0, so θ stalls;
-- the scaled MMD divides by λ + E_P[k(X, X) + ‖∇φ‖²] = λ + 1 + ψ²: its sup over ψ is finite, continuous in θ
-  and vanishes at θ = 0, and the same training drives θ to 0.
+  trained towards that sup (ψ → ∞) leaves the generator the gradient 2ψ²θ exp(−ψ²θ²/2) → 0: θ stalls;
+- the scaled MMD divides by λ + E_P[v·k(X, X) + w·‖∇φ‖²] = λ + v + w·ψ² (the reference code's form
+  1 + 10ψ² by default, the paper's λ + 1 + ψ² with --smmd-scale paper): its sup over ψ is finite, continuous
+  in θ and vanishes at θ = 0, and the same training drives θ to 0.
 
     python -m gan.dirac --out runs/dirac      # trains both, writes dirac.png and dirac.json, prints the ends
 
@@ -25,15 +26,20 @@ import torch
 
 import fastmmd
 from gan.atomic import save_figure_atomically, write_text_atomically
+from gan.losses import ScaleForm
 
 KERNEL = fastmmd.Gaussian(bandwidth=1.0)
 LOSSES = ("smmd", "mmd")
+# The toy has no pixel units: the published weights as they are (gan.recipes converts them for images).
+SCALE_FORMS = {"reference": ScaleForm(lam=1.0, gradient_weight=10.0, kernel_value=False),
+               "paper": ScaleForm(lam=1.0, gradient_weight=1.0, kernel_value=True)}
 
 
 @dataclass(frozen=True)
 class DiracConfig:
     """steps: generator steps; critic_steps per generator step; critic_lr (ascent on ψ), generator_lr
-    (descent on θ); lam: SMMD's λ; batch: copies of each Dirac per sample (the unbiased MMD² needs 2)."""
+    (descent on θ); scale: the form of SMMD's scale; batch: copies of each Dirac per sample (the unbiased
+    MMD² needs 2)."""
 
     steps: int = 400
     critic_steps: int = 20
@@ -41,7 +47,7 @@ class DiracConfig:
     generator_lr: float = 0.05
     theta0: float = 1.0
     psi0: float = 1.0
-    lam: float = 1.0
+    scale: ScaleForm = SCALE_FORMS["reference"]
     batch: int = 4
 
 
@@ -53,7 +59,7 @@ class DiracState:
     loss: float
 
 
-def _loss(kind: str, psi: torch.Tensor, theta: torch.Tensor, lam: float, batch: int, scale_fixed: bool):
+def _loss(kind: str, psi: torch.Tensor, theta: torch.Tensor, form: ScaleForm, batch: int, scale_fixed: bool):
     real = torch.zeros(batch, 1, dtype=torch.float64)
     fake = theta.expand(batch, 1)
 
@@ -63,9 +69,9 @@ def _loss(kind: str, psi: torch.Tensor, theta: torch.Tensor, lam: float, batch: 
     if kind == "mmd":
         return fastmmd.mmd2(critic(fake), critic(real), KERNEL, backend="cpu")
     if scale_fixed:  # the generator's step: the scale is a constant for it
-        scale = fastmmd.smmd_scale(critic, real, KERNEL, lam=lam).detach()
+        scale = fastmmd.smmd_scale(critic, real, KERNEL, **form.arguments()).detach()
         return scale * fastmmd.mmd2(critic(fake), critic(real), KERNEL, backend="cpu")
-    return fastmmd.smmd2(critic, real, fake, KERNEL, lam=lam, backend="cpu")
+    return fastmmd.smmd2(critic, real, fake, KERNEL, backend="cpu", **form.arguments())
 
 
 def train(kind: str, config: DiracConfig = DiracConfig()) -> List[DiracState]:
@@ -77,11 +83,11 @@ def train(kind: str, config: DiracConfig = DiracConfig()) -> List[DiracState]:
     history = []
     for step in range(config.steps):
         for _ in range(config.critic_steps):
-            value = _loss(kind, psi, theta.detach(), config.lam, config.batch, scale_fixed=False)
+            value = _loss(kind, psi, theta.detach(), config.scale, config.batch, scale_fixed=False)
             (grad,) = torch.autograd.grad(value, psi)
             with torch.no_grad():
                 psi += config.critic_lr * grad
-        value = _loss(kind, psi.detach(), theta, config.lam, config.batch, scale_fixed=True)
+        value = _loss(kind, psi.detach(), theta, config.scale, config.batch, scale_fixed=True)
         (grad,) = torch.autograd.grad(value, theta)
         with torch.no_grad():
             theta -= config.generator_lr * grad
@@ -94,14 +100,15 @@ def optimised_mmd(theta: float) -> float:
     return math.sqrt(2.0) if theta != 0 else 0.0
 
 
-def optimised_smmd(theta: float, lam: float = 1.0, grid: int = 4000) -> float:
-    """sup_ψ sqrt((2 − 2 exp(−ψ²θ²/2)) / (λ + 1 + ψ²)), maximised over a grid of ψ in [0, 100]."""
+def optimised_smmd(theta: float, form: ScaleForm = SCALE_FORMS["reference"], grid: int = 4000) -> float:
+    """sup_ψ sqrt((2 − 2 exp(−ψ²θ²/2)) / (λ + v + w·ψ²)), maximised over a grid of ψ in [0, 100]."""
     psi = torch.linspace(0.0, 100.0, grid, dtype=torch.float64)
-    value = (2.0 - 2.0 * torch.exp(-0.5 * (psi * theta) ** 2)) / (lam + 1.0 + psi ** 2)
+    denominator = form.lam + float(form.kernel_value) + form.gradient_weight * psi ** 2
+    value = (2.0 - 2.0 * torch.exp(-0.5 * (psi * theta) ** 2)) / denominator
     return float(value.max().sqrt())
 
 
-def plot(histories: dict, lam: float, path: Path) -> None:
+def plot(histories: dict, form: ScaleForm, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +117,9 @@ def plot(histories: dict, lam: float, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     thetas = [t / 200.0 for t in range(-400, 401)]
     left.plot(thetas, [optimised_mmd(t) for t in thetas], label="optimised MMD (√2 for θ ≠ 0)")
-    left.plot(thetas, [optimised_smmd(t, lam) for t in thetas], label=f"optimised SMMD (λ = {lam:g})")
+    label = (f"optimised SMMD, σ² = 1/({form.lam + float(form.kernel_value):g} + "
+             f"{form.gradient_weight:g}ψ²)")
+    left.plot(thetas, [optimised_smmd(t, form) for t in thetas], label=label)
     left.set_xlabel("θ")
     left.set_title("critic-optimised distance between δ_θ and δ_0")
     left.legend()
@@ -129,17 +138,19 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=DiracConfig.steps, help="generator steps")
     parser.add_argument("--critic-steps", type=int, default=DiracConfig.critic_steps,
                         help="critic steps per generator step")
-    parser.add_argument("--lam", type=float, default=DiracConfig.lam, help="SMMD's λ")
+    parser.add_argument("--smmd-scale", default="reference", choices=tuple(SCALE_FORMS),
+                        help="form of the SMMD scale: reference = 1/(1 + 10 E||grad phi||^2) (the Scaled-MMD-GAN "
+                             "code), paper = 1/(1 + E[k(X,X) + ||grad phi||^2])")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     args = parser.parse_args(argv)
-    config = DiracConfig(steps=args.steps, critic_steps=args.critic_steps, lam=args.lam)
+    config = DiracConfig(steps=args.steps, critic_steps=args.critic_steps, scale=SCALE_FORMS[args.smmd_scale])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     histories = {kind: train(kind, config) for kind in LOSSES}
     summary = {kind: asdict(history[-1]) for kind, history in histories.items()}
     write_text_atomically(out / "dirac.json", json.dumps({"config": asdict(config), "final": summary}, indent=2))
     if not args.no_plot:
-        plot(histories, config.lam, out / "dirac.png")
+        plot(histories, config.scale, out / "dirac.png")
     for kind, end in summary.items():
         print(f"{kind:5s}: after {end['step']} generator steps θ = {end['theta']:.3g}, ψ = {end['psi']:.3g}")
     print(f"wrote {out / 'dirac.json'}" + ("" if args.no_plot else f" and {out / 'dirac.png'}"))
