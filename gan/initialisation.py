@@ -6,8 +6,6 @@
                   truncated at two standard deviations (TensorFlow's truncated_normal_initializer),
                   transposed convolutions N(0, 0.02²), the generator's input linear layer N(0, 0.01²), the
                   critic's output linear layer N(0, 0.02²), every bias 0, batch norm γ = 1, β = 0.
-"mmd-gan":        the MMD-GAN code's of Demystifying MMD GANs (github.com/mbinkowski/MMD-GAN,
-                  `gan/core/ops.py`): the same, but every linear layer N(0, 0.01²).
 Applied before any weight constraint, so that spectral estimates start from the initialised weights.
 """
 from __future__ import annotations
@@ -17,10 +15,10 @@ from torch import nn
 
 __all__ = ["INITIALISATIONS", "initialise"]
 
-INITIALISATIONS = ("torch", "scaled-mmd-gan", "mmd-gan")
+INITIALISATIONS = ("torch", "scaled-mmd-gan")
 CONV_STD = 0.02
-# standard deviation of the linear layers' weights: {scheme: (generator, critic)}
-LINEAR_STD = {"scaled-mmd-gan": (0.01, 0.02), "mmd-gan": (0.01, 0.01)}
+GENERATOR_LINEAR_STD = 0.01
+CRITIC_LINEAR_STD = 0.02
 
 
 @torch.no_grad()
@@ -32,7 +30,7 @@ def initialise(module: nn.Module, scheme: str, role: str) -> nn.Module:
         raise ValueError(f"role must be 'generator' or 'critic'; got {role!r}")
     if scheme == "torch":
         return module
-    linear_std = LINEAR_STD[scheme][0 if role == "generator" else 1]
+    linear_std = GENERATOR_LINEAR_STD if role == "generator" else CRITIC_LINEAR_STD
     for layer in module.modules():
         if isinstance(layer, nn.ConvTranspose2d):
             nn.init.normal_(layer.weight, 0.0, CONV_STD)

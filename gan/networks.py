@@ -27,7 +27,7 @@ class NetworkConfig:
     """architecture: "dcgan" or "resnet"; channels: of the images (1 or 3); width: base channel count;
     z_dim: noise dimension; critic_out: critic output dimension (the kernel's feature space for MMD
     losses, 1 for the others); constraint: "none", "spectral" or "spectral-scaled" on every critic weight;
-    init: the weights' initialisation, "torch", "scaled-mmd-gan" or "mmd-gan" (gan.initialisation)."""
+    init: the weights' initialisation, "torch" or "scaled-mmd-gan" (gan.initialisation)."""
 
     architecture: str = "dcgan"
     channels: int = 3

@@ -78,7 +78,7 @@ _RECIPES = {
     "sn-smmd": Recipe("sn-smmd", constraint="spectral-scaled", **_SMMD),
     "mmd": Recipe("mmd", critic_out=16, kernel="mix_rq_1dot", weight_clip=0.01, lr_decay=0.5, **_MMD_COMMON),
     "mmd-gp": Recipe("mmd-gp", critic_out=16, kernel="mix_rq_1dot", penalty=1.0, l2_penalty=1.0, lr_adapt=True,
-                     lr_decay=0.5, grad_clip=1.0, schedule=CriticSchedule(5, 5, 0, 0), init="mmd-gan"),
+                     lr_decay=0.5, grad_clip=1.0, schedule=CriticSchedule(5, 5, 0, 0)),
     "wgan": Recipe("wgan", weight_clip=0.01, optimizer="rmsprop", lr=5e-5, betas=(0.0, 0.0),
                    schedule=CriticSchedule(5, 100, 25, 500)),
     "wgan-gp": Recipe("wgan-gp", penalty=10.0, betas=(0.0, 0.9), schedule=CriticSchedule(5, 5, 0, 0)),

@@ -99,9 +99,6 @@ def test_reference_initialisation():
     for module in (*generator.modules(), *critic.modules()):
         if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear, torch.nn.BatchNorm2d)):
             assert torch.count_nonzero(module.bias) == 0
-    torch.manual_seed(2)
-    assert build_critic(NetworkConfig(channels=3, width=16, init="mmd-gan")).head.weight.std().item() == \
-        pytest.approx(0.01, rel=0.1)
     default = build_critic(NetworkConfig(channels=3, width=16))
     assert any(torch.count_nonzero(m.bias) > 0 for m in default.modules() if isinstance(m, torch.nn.Conv2d))
     with pytest.raises(ValueError, match="init must be one of"):
