@@ -41,7 +41,8 @@ inline float exp_approx(float x) {
   return y * bits_to_float((zi + 127) << 23);
 }
 
-// log(x) for finite x > 0 (normal range).
+// log(x) for x > 0 in the normal range; NaN and +inf come back as they are (the bit manipulations below
+// would give a finite number for them).
 inline float log_approx(float x) {
   const int32_t bits = float_to_bits(x);
   int32_t e = ((bits >> 23) & 0xff) - 126;
@@ -63,12 +64,25 @@ inline float log_approx(float x) {
   float y = p * m * z;
   y += fe * -2.12194440e-4f;
   y -= 0.5f * z;
-  return m + y + fe * 0.693359375f;
+  const float result = m + y + fe * 0.693359375f;
+  return x <= 3.40282347e+38f ? result : x;
+}
+
+// log(1 + x) for x >= 0 to a few ulp also where 1 + x rounds (x below float's epsilon, or where log(1 + x)
+// would lose the digits of x that 1 + x drops): log(u) * x / (u - 1) with u = 1 + x (Goldberg's formula),
+// branch-free so that it vectorises.
+inline float log1p_approx(float x) {
+  const float u = 1.0f + x;
+  const float um1 = u - 1.0f;
+  const float ratio = x / (um1 == 0.0f ? 1.0f : um1);
+  return um1 == 0.0f ? x : log_approx(u) * ratio;
 }
 
 inline float fexp(float x) { return exp_approx(x); }
 inline double fexp(double x) { return std::exp(x); }
 inline float flog(float x) { return log_approx(x); }
 inline double flog(double x) { return std::log(x); }
+inline float flog1p(float x) { return log1p_approx(x); }
+inline double flog1p(double x) { return std::log1p(x); }
 
 }  // namespace fastmmd

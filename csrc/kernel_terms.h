@@ -53,6 +53,7 @@ struct RowScratch {
 
 // Squared distances of one row of a tile from its inner products:
 //   s.r2[j] = max(|a_i|^2 + |b_j|^2 - 2 a_i.b_j, 0), dot[j] = a_i . b_j, sq_a = |a_i|^2, sq_b[j] = |b_j|^2.
+// A NaN stays NaN (v < 0 is false for it): a clamp written `v > 0 ? v : 0` would turn it into distance 0.
 // Pairs this formula cannot resolve (see is_near_pair) are recomputed by the caller from explicit differences.
 template <typename T>
 inline void squared_distances_row(int64_t width, const T* __restrict dot, T sq_a, const T* __restrict sq_b,
@@ -61,7 +62,7 @@ inline void squared_distances_row(int64_t width, const T* __restrict dot, T sq_a
 #pragma omp simd
   for (int64_t j = 0; j < width; ++j) {
     const T v = sq_a + sq_b[j] - 2 * dot[j];
-    r2[j] = v > 0 ? v : T(0);
+    r2[j] = v < 0 ? T(0) : v;
   }
 }
 
@@ -112,7 +113,7 @@ inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restr
 #pragma omp simd
         for (int64_t j = 0; j < width; ++j) {
           const T base = 1 + p1 * r2[j];
-          const T e = w * fexp(-p2 * flog(base));
+          const T e = w * fexp(-p2 * flog1p(p1 * r2[j]));
           val[j] += e;
           d_r2[j] -= p2 * p1 * e / base;
         }

@@ -24,12 +24,15 @@ Indices are int64 numpy arrays; a subset is the pair (real rows, fake rows).
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ["RANDOM_SUBSET_MODES", "BLOCK_MODES", "KID_MODES", "kid_subsets", "check_subset_sizes", "tf_gan_block_count"]
+from fastmmd._validation import NUMPY_SEED_LIMIT, TORCH_SEED_LIMIT, check_request, check_seed, whole_number
+
+__all__ = ["RANDOM_SUBSET_MODES", "BLOCK_MODES", "KID_MODES", "kid_subsets", "iter_kid_subsets",
+           "subset_count", "check_subset_sizes", "check_subset_seed", "tf_gan_block_count"]
 
 RANDOM_SUBSET_MODES = ("torchmetrics", "torch-fidelity", "clean-fid")
 BLOCK_MODES = ("tf-gan",)
@@ -38,38 +41,54 @@ KID_MODES = RANDOM_SUBSET_MODES + BLOCK_MODES
 Subset = Tuple[np.ndarray, np.ndarray]
 
 
-def kid_subsets(n_real: int, n_fake: int, mode: str, subsets: int, subset_size: int, seed: int = 0) -> List[Subset]:
+def kid_subsets(n_real: int, n_fake: int, mode: str, subsets: int, subset_size: int,
+                seed: int = 0) -> List[Subset]:
     """The (real rows, fake rows) index pairs that `mode` averages over, for n_real real and n_fake fake
-    samples.
+    samples (a list; `iter_kid_subsets` yields them one at a time).
 
     Random-subset modes: `subsets` pairs of `subset_size` distinct rows of each set (rows drawn without
     replacement within a subset, independently across subsets), drawn with `seed`. "tf-gan": the disjoint
     blocks of at most `subset_size` rows described in the module docstring; `subsets` and `seed` are not
     used. Sizes must already be checked (`check_subset_sizes`).
     """
+    return list(iter_kid_subsets(n_real, n_fake, mode, subsets, subset_size, seed))
+
+
+def iter_kid_subsets(n_real: int, n_fake: int, mode: str, subsets: int, subset_size: int,
+                     seed: int = 0) -> Iterator[Subset]:
+    """The subsets of `kid_subsets`, drawn one at a time (memory O(subset_size) whatever their number)."""
     if mode == "tf-gan":
-        return _tf_gan_blocks(n_real, n_fake, subset_size)
+        yield from _tf_gan_blocks(n_real, n_fake, subset_size)
+        return
     if mode == "torchmetrics":
         gen = torch.Generator().manual_seed(seed)
-        out = []
         for _ in range(subsets):
             real = torch.randperm(n_real, generator=gen)[:subset_size]
             fake = torch.randperm(n_fake, generator=gen)[:subset_size]
-            out.append((real.numpy(), fake.numpy()))
-        return out
+            yield real.numpy(), fake.numpy()
+        return
+    if mode not in RANDOM_SUBSET_MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(map(repr, KID_MODES))}")
     rng = np.random.RandomState(seed)
-    out = []
     for _ in range(subsets):
         if mode == "torch-fidelity":
             real = rng.choice(n_real, subset_size, replace=False)
             fake = rng.choice(n_fake, subset_size, replace=False)
-        elif mode == "clean-fid":
+        else:  # clean-fid
             fake = rng.choice(n_fake, subset_size, replace=False)
             real = rng.choice(n_real, subset_size, replace=False)
-        else:
-            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(map(repr, KID_MODES))}")
-        out.append((real.astype(np.int64), fake.astype(np.int64)))
-    return out
+        yield real.astype(np.int64), fake.astype(np.int64)
+
+
+def subset_count(n_real: int, n_fake: int, mode: str, subsets: int, subset_size: int) -> int:
+    """How many subsets (or TF-GAN blocks) `mode` averages over."""
+    return tf_gan_block_count(n_real, n_fake, subset_size) if mode == "tf-gan" else subsets
+
+
+def check_subset_seed(mode: str, seed: object) -> int:
+    """The seed of a random-subset mode: an integer in [0, 2**64) for torchmetrics' torch.Generator, in
+    [0, 2**32) for numpy's RandomState (torch-fidelity, clean-fid); None is refused in every mode."""
+    return check_seed(seed, TORCH_SEED_LIMIT if mode == "torchmetrics" else NUMPY_SEED_LIMIT)
 
 
 def tf_gan_block_count(n_real: int, n_fake: int, max_block_size: int) -> int:
@@ -95,8 +114,10 @@ def check_subset_sizes(n_real: int, n_fake: int, mode: str, subsets: int, subset
     """ValueError naming the argument when the samples cannot give `mode` its subsets: a random-subset mode
     needs subset_size >= 2 rows (the unbiased MMD² pairs distinct rows) and at least subset_size rows in
     each set; "tf-gan" needs at least 2 rows of each set in every block."""
-    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or subset_size < 2:
-        raise ValueError(f"subset_size must be an integer >= 2 (the unbiased MMD² needs 2 rows); got {subset_size!r}")
+    try:
+        whole_number(subset_size, "subset_size", 2)
+    except ValueError as error:
+        raise ValueError(f"{error} (the unbiased MMD² needs 2 rows)") from None
     if mode == "tf-gan":
         blocks = tf_gan_block_count(n_real, n_fake, subset_size)
         for name, n in (("real_feats", n_real), ("fake_feats", n_fake)):
@@ -107,8 +128,11 @@ def check_subset_sizes(n_real: int, n_fake: int, mode: str, subsets: int, subset
                     f"block; use a larger subset_size or more samples"
                 )
         return
-    if isinstance(subsets, bool) or not isinstance(subsets, (int, np.integer)) or subsets < 1:
-        raise ValueError(f"subsets must be a positive integer (or None for the exact estimate); got {subsets!r}")
+    try:
+        whole_number(subsets, "subsets")
+    except ValueError as error:
+        raise ValueError(f"{error} (or None for the exact estimate)") from None
+    check_request("subsets", int(subsets), 8)
     for name, n in (("real_feats", n_real), ("fake_feats", n_fake)):
         if n < subset_size:
             raise ValueError(

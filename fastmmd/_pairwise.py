@@ -21,14 +21,14 @@ _DIFF_BLOCK_ELEMENTS = 1 << 22
 
 
 def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
-    """sqrt(t) for t >= 0 whose gradient is 0 (not inf) where t == 0.
+    """sqrt(t) for t >= 0 whose gradient is 0 (not inf) where t == 0, and NaN where t is NaN.
 
     Both branches of the `where` are finite, so the masked branch contributes a zero gradient instead of
-    0 * inf = NaN.
+    0 * inf = NaN; t * 0 in the other branch keeps a NaN (a bare 0 there would turn it into distance 0).
     """
     positive = t > 0
     root = torch.sqrt(torch.where(positive, t, torch.ones_like(t)))
-    return torch.where(positive, root, torch.zeros_like(t))
+    return torch.where(positive, root, torch.where(torch.isnan(t), t, torch.zeros_like(t)))
 
 
 def _sq_dist_rows(a_rows: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -17,19 +17,28 @@ wᵀr = Wᵀ(K̃1); the rest is O(N·P) float64 arithmetic. Cost: N²·d kernel 
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import torch
 
+from fastmmd._validation import check_request, check_seed, whole_number
 from fastmmd.backends import Backend
 from fastmmd.kernels import Kernel
 from fastmmd.ops.kernel_matmul import kernel_products
 
-__all__ = ["unbiased_coefficients", "observed_labels", "permutation_labels", "label_weights",
-           "relabelled_statistics", "check_labels"]
+__all__ = ["unbiased_coefficients", "observed_labels", "permutation_labels", "permutation_label_chunks",
+           "label_weights", "relabelled_statistics", "check_labels", "columns_per_pass"]
 
 PERMUTATION_ESTIMATORS = ("unbiased", "biased")
 _COLUMN_CHUNK = 512  # columns converted to float64 at a time (bounds the float64 copies to N × 512)
+_PASS_BYTES = 2 ** 28  # the label weights and products of one fused pass: at most 256 MiB
+
+
+def columns_per_pass(big_n: int, dtype: torch.dtype) -> int:
+    """Relabellings per fused pass: their weights and products (N × columns each, in dtype) and labels
+    (bool) within _PASS_BYTES."""
+    per_column = big_n * (2 * torch.finfo(dtype).bits // 8 + 1)
+    return max(1, _PASS_BYTES // per_column)
 
 
 def unbiased_coefficients(n: int, m: int) -> Tuple[float, float, float]:
@@ -49,15 +58,30 @@ def observed_labels(n: int, m: int, device=None) -> torch.Tensor:
     return labels
 
 
-def permutation_labels(n: int, m: int, permutations: int, seed: int = 0, device=None) -> torch.Tensor:
-    """Random relabellings of the pool [x; y]: (N, permutations) bool, column p True on the first n entries
-    of `torch.randperm(N)` (the p-th draw of a CPU torch.Generator seeded with `seed`)."""
+def permutation_label_chunks(n: int, m: int, permutations: int, seed: int, chunk: int,
+                             device=None) -> Iterator[torch.Tensor]:
+    """The relabellings of `permutation_labels`, `chunk` columns at a time: (N, ≤ chunk) bool each, in order
+    (the same draws: one CPU torch.Generator seeded with `seed` over all chunks)."""
     big_n = n + m
     gen = torch.Generator().manual_seed(seed)
-    labels = torch.zeros((big_n, permutations), dtype=torch.bool)
-    for p in range(permutations):
-        labels[torch.randperm(big_n, generator=gen)[:n], p] = True
-    return labels.to(device)
+    for start in range(0, permutations, chunk):
+        count = min(chunk, permutations - start)
+        labels = torch.zeros((big_n, count), dtype=torch.bool)
+        for p in range(count):
+            labels[torch.randperm(big_n, generator=gen)[:n], p] = True
+        yield labels.to(device)
+
+
+def permutation_labels(n: int, m: int, permutations: int, seed: int = 0, device=None) -> torch.Tensor:
+    """Random relabellings of the pool [x; y]: (N, permutations) bool, column p True on the first n entries
+    of `torch.randperm(N)` (the p-th draw of a CPU torch.Generator seeded with `seed`). n, m >= 1;
+    ValueError for a request beyond 2 GiB of labels."""
+    n = whole_number(n, "n")
+    m = whole_number(m, "m")
+    permutations = whole_number(permutations, "permutations")
+    seed = check_seed(seed)
+    check_request("permutations", permutations, n + m)
+    return next(permutation_label_chunks(n, m, permutations, seed, permutations, device))
 
 
 def label_weights(labels: torch.Tensor, n: int, m: int, dtype: torch.dtype) -> torch.Tensor:

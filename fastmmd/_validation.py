@@ -4,7 +4,9 @@ Shapes: samples are 2-D tensors (n, d) and (m, d) with the same d, the same floa
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import numbers
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -103,3 +105,58 @@ def check_finite(t: torch.Tensor, name: str) -> None:
     if bool(bad.any()):
         row = int(bad.nonzero()[0, 0])
         raise ValueError(f"{name} must be finite; row {row} holds NaN or inf ({int(bad.sum())} such rows)")
+
+
+def _scalar(value: object) -> object:
+    """A 0-dim (or one-element) tensor or numpy array as a Python number; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.item()
+    return value
+
+
+def real_number(value: object, name: str, minimum: float = -math.inf, strict: bool = False) -> float:
+    """value (a Python, numpy or one-element tensor real number, finite, ≥ or, with strict, > minimum) as a
+    float; ValueError naming `name` otherwise."""
+    plain = _scalar(value)
+    bound = f" > {minimum:g}" if strict else (f" >= {minimum:g}" if minimum > -math.inf else "")
+    if isinstance(plain, (bool, np.bool_)) or not isinstance(plain, numbers.Real):
+        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+    out = float(plain)
+    if not math.isfinite(out) or out < minimum or (strict and out == minimum):
+        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+    return out
+
+
+def whole_number(value: object, name: str, minimum: int = 1, maximum: Optional[int] = None) -> int:
+    """value (a Python, numpy or one-element tensor integer in [minimum, maximum]) as an int; ValueError
+    naming `name` otherwise."""
+    plain = _scalar(value)
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    upper = "" if maximum is None else f" and <= {maximum}"
+    if isinstance(plain, (bool, np.bool_)) or not isinstance(plain, numbers.Integral) or plain < minimum or (
+            maximum is not None and plain > maximum):
+        raise ValueError(f"{name} must be {kind}{upper}; got {value!r}")
+    return int(plain)
+
+
+# Seeds: torch.Generator takes [0, 2**64), numpy's RandomState [0, 2**32).
+TORCH_SEED_LIMIT = 2 ** 64 - 1
+NUMPY_SEED_LIMIT = 2 ** 32 - 1
+
+
+def check_seed(seed: object, maximum: int = TORCH_SEED_LIMIT, name: str = "seed") -> int:
+    """An integer seed in [0, maximum] (None is refused: every draw here is reproducible)."""
+    if seed is None or isinstance(seed, str):
+        raise ValueError(f"{name} must be an integer in [0, {maximum}]; got None (draws here are always seeded, "
+                         f"so that results can be reproduced)")
+    return whole_number(seed, name, 0, maximum)
+
+
+def check_request(name: str, value: int, bytes_each: int, limit_bytes: int = 2 ** 31) -> None:
+    """ValueError when `value` items of `bytes_each` bytes would need more than limit_bytes, before any work."""
+    needed = value * bytes_each
+    if needed > limit_bytes:
+        raise ValueError(f"{name}={value} would need {needed / 2 ** 30:.1f} GiB for its results alone (at most "
+                         f"{limit_bytes // bytes_each} fit in {limit_bytes / 2 ** 30:.0f} GiB); ask for fewer")

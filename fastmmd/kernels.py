@@ -113,6 +113,18 @@ def _check_dim(d: object) -> int:
     return int(d)
 
 
+def _frame_weight(c: float, power: float) -> float:
+    """c**power as a finite float, else a ValueError (the kernel has no representable form in that frame)."""
+    try:
+        out = c ** power
+    except OverflowError:
+        out = math.inf
+    if not (math.isfinite(out) and out > 0):
+        raise ValueError(f"the kernel cannot be written for data scaled by {c:g}: a factor {c:g}^{power:g} "
+                         f"is outside float64's range")
+    return out
+
+
 def _row(family: Family, weight: float = 1.0, p1: float = 0.0, p2: float = 0.0, p3: float = 0.0) -> list:
     return [float(family), weight, p1, p2, p3]
 
@@ -133,6 +145,17 @@ class Kernel(abc.ABC):
     @abc.abstractmethod
     def _evaluate(self, geo: PairGeometry) -> torch.Tensor:
         """k over the pairs of `geo`, shaped like its quantities."""
+
+    @abc.abstractmethod
+    def _in_frame(self, c: float, d: int) -> Kernel:
+        """The kernel k′ with k′(c·a, c·b) = k(a, b) for a, b in R^d (c > 0)."""
+
+    def in_frame(self, c: float, d: int) -> Kernel:
+        """The same kernel for data multiplied by c > 0: k′(c·a, c·b) = k(a, b) (exact when c is a power of
+        2, up to the rounding of the kernel's parameters). fastmmd computes in such a frame when float32
+        cannot hold the data's squared norms (docs/numerics.md)."""
+        c = _positive("c", c)
+        return self if c == 1.0 else self._in_frame(c, _check_dim(d))
 
     def terms(self, d: int) -> np.ndarray:
         """The (T, 5) float64 encoding of csrc/INTERFACE.md: rows [family, weight, p1, p2, p3]."""
@@ -189,10 +212,15 @@ class Gaussian(Kernel):
         object.__setattr__(self, "bandwidth", _positive_or_sequence("bandwidth", self.bandwidth))
 
     def _rows(self, d):
-        return [_row(Family.GAUSSIAN, 1.0, 1.0 / (2.0 * s * s)) for s in _as_tuple(self.bandwidth)]
+        # 0.5 / s / s, not 1 / (2 s²): s² can underflow to 0 where the quotient is merely beyond range (inf,
+        # which fastmmd._numerics refuses with its reason).
+        return [_row(Family.GAUSSIAN, 1.0, 0.5 / s / s) for s in _as_tuple(self.bandwidth)]
 
     def _evaluate(self, geo):
         return sum(torch.exp(-geo.sq_dist / (2.0 * s * s)) for s in _as_tuple(self.bandwidth))
+
+    def _in_frame(self, c, d):
+        return Gaussian(bandwidth=tuple(s * c for s in _as_tuple(self.bandwidth)))
 
 
 @dataclass(frozen=True)
@@ -208,12 +236,16 @@ class RationalQuadratic(Kernel):
         object.__setattr__(self, "scale", _positive("scale", self.scale))
 
     def _rows(self, d):
-        s2 = self.scale * self.scale
-        return [_row(Family.RATIONAL_QUADRATIC, 1.0, 1.0 / (2.0 * al * s2), al) for al in _as_tuple(self.alpha)]
+        s = self.scale
+        return [_row(Family.RATIONAL_QUADRATIC, 1.0, 0.5 / al / s / s, al) for al in _as_tuple(self.alpha)]
 
     def _evaluate(self, geo):
+        # exp(-α log1p(t)), not (1 + t)^(-α): 1 + t rounds away the digits of a small t that a large α needs.
         s2 = self.scale * self.scale
-        return sum((1.0 + geo.sq_dist / (2.0 * al * s2)) ** (-al) for al in _as_tuple(self.alpha))
+        return sum(torch.exp(-al * torch.log1p(geo.sq_dist / (2.0 * al * s2))) for al in _as_tuple(self.alpha))
+
+    def _in_frame(self, c, d):
+        return RationalQuadratic(alpha=self.alpha, scale=self.scale * c)
 
 
 @dataclass(frozen=True)
@@ -231,6 +263,9 @@ class Laplacian(Kernel):
 
     def _evaluate(self, geo):
         return sum(torch.exp(-geo.dist / s) for s in _as_tuple(self.bandwidth))
+
+    def _in_frame(self, c, d):
+        return Laplacian(bandwidth=tuple(s * c for s in _as_tuple(self.bandwidth)))
 
 
 @dataclass(frozen=True)
@@ -251,6 +286,10 @@ class InverseMultiquadric(Kernel):
     def _evaluate(self, geo):
         return (self.c * self.c + geo.sq_dist) ** (-self.beta)
 
+    def _in_frame(self, c, d):
+        # (c_k² + r²)^(−β) = c^(2β) · ((c·c_k)² + (c·r)²)^(−β)
+        return KernelSum(((_frame_weight(c, 2.0 * self.beta), InverseMultiquadric(c=self.c * c, beta=self.beta)),))
+
 
 @dataclass(frozen=True)
 class Energy(Kernel):
@@ -265,6 +304,9 @@ class Energy(Kernel):
     def _evaluate(self, geo):
         return geo.norm_a + geo.norm_b - geo.dist
 
+    def _in_frame(self, c, d):
+        return KernelSum(((_frame_weight(c, -1.0), self),))
+
 
 @dataclass(frozen=True)
 class Linear(Kernel):
@@ -275,6 +317,9 @@ class Linear(Kernel):
 
     def _evaluate(self, geo):
         return geo.dot
+
+    def _in_frame(self, c, d):
+        return KernelSum(((_frame_weight(c, -2.0), self),))
 
 
 @dataclass(frozen=True)
@@ -303,6 +348,10 @@ class Polynomial(Kernel):
 
     def _evaluate(self, geo):
         return (self.resolved_gamma(geo.dim) * geo.dot + self.coef0) ** self.degree
+
+    def _in_frame(self, c, d):
+        return Polynomial(degree=self.degree, gamma=_frame_weight(c, -2.0) * self.resolved_gamma(d),
+                          coef0=self.coef0)
 
 
 @dataclass(frozen=True)
@@ -338,6 +387,9 @@ class KernelSum(Kernel):
 
     def _evaluate(self, geo):
         return sum(w * k._evaluate(geo) for w, k in self.parts)
+
+    def _in_frame(self, c, d):
+        return KernelSum(tuple((w, k._in_frame(c, d)) for w, k in self.parts))
 
     def __repr__(self) -> str:
         return " + ".join(repr(k) if w == 1.0 else f"{w!r} * {k!r}" for w, k in self.parts)

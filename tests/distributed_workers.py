@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import fastmmd
+
 # Uneven shards: rank q holds X_SIZES[q] rows of x and Y_SIZES[q] of y (the first `world` entries).
 X_SIZES = (5, 9, 2, 7)
 Y_SIZES = (8, 3, 6, 4)
@@ -110,6 +112,29 @@ def _collective_cases(rank: int, world: int, out: Dict) -> None:
     out["gather"] = (gathered.detach(), loss.detach(), local.grad)
 
 
+def _numerics_cases(rank: int, world: int, out: Dict) -> None:
+    """The rules of docs/numerics.md over shards: a NaN on the last rank alone makes MMD² (and the variance)
+    NaN on every rank; data of 1e20 in float32 take one frame on every rank (the largest |value| of any)."""
+    import fastmmd.distributed as fd
+
+    x, y, xs, ys = global_samples(world)
+    xl, yl = shard(x, xs, rank), shard(y, ys, rank)
+    poisoned = yl.clone()
+    if rank == world - 1:
+        poisoned[0, 0] = float("nan")
+    out["nan/mmd2"] = fd.mmd2(xl, poisoned, kernel=make_kernel("gaussian_mix"))
+    out["nan/variance"] = torch.stack(list(fd.mmd2_and_variance(xl, poisoned, kernel=make_kernel("gaussian_mix"))))
+    out["frame/mmd2"] = fd.mmd2(*mixed_scale_shards(rank, world), kernel=fastmmd.Gaussian(bandwidth=1e20))
+
+
+def mixed_scale_shards(rank: int, world: int):
+    """float32 shards of x of magnitude 1e20 on rank 0 and 1e15 elsewhere, of y 1e20: the ranks' own
+    magnitudes would choose different frames."""
+    x, y, xs, ys = global_samples(world)
+    xl, yl = shard(x, xs, rank), shard(y, ys, rank)
+    return (xl * (1e20 if rank == 0 else 1e15)).float(), (yl * 1e20).float()
+
+
 def _error_cases(rank: int, world: int, out: Dict) -> None:
     """Bad input on one rank: every rank must raise (a rank raising alone would leave the others hanging)."""
     import fastmmd.distributed as fd
@@ -142,6 +167,7 @@ def run_cases(rank: int, world: int, store: str, results: str) -> None:
         _statistics_cases(rank, world, out)
         _smmd_cases(rank, world, out)
         _collective_cases(rank, world, out)
+        _numerics_cases(rank, world, out)
         _error_cases(rank, world, out)
         dist.barrier()
     finally:

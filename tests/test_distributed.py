@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 import fastmmd
-from distributed_workers import (ESTIMATORS, KERNELS, SMMD_FORMS, global_samples, make_kernel, run_cases, shard,
-                                 small_critic)
+from distributed_workers import (ESTIMATORS, KERNELS, SMMD_FORMS, global_samples, make_kernel, mixed_scale_shards,
+                                 run_cases, shard, small_critic)
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
 
@@ -128,6 +128,16 @@ def test_bad_input_on_one_rank_raises_on_every_rank(ranks, case, words):
         assert message.startswith(("ValueError", "TypeError")), message
         for word in words:
             assert word.format(last=world - 1) in message
+
+
+def test_a_nan_on_one_rank_is_nan_on_every_rank_and_the_frame_is_shared(ranks):
+    world, results = ranks
+    shards = [mixed_scale_shards(rank, world) for rank in range(world)]
+    big_x, big_y = torch.cat([s[0] for s in shards]), torch.cat([s[1] for s in shards])
+    expected = fastmmd.mmd2(big_x, big_y, kernel=fastmmd.Gaussian(bandwidth=1e20))
+    for out in results:
+        assert torch.isnan(out["nan/mmd2"]) and torch.isnan(out["nan/variance"]).all()
+        assert float(out["frame/mmd2"]) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
 
 
 def test_needs_an_initialised_process_group():

@@ -16,12 +16,27 @@ from fastmmd.kernels import Kernel
 
 
 def _off_diagonal_sum(k: torch.Tensor) -> torch.Tensor:
-    return k.sum() - k.diagonal().sum()
+    """Σ_{i≠j} k_ij with the diagonal left out, not subtracted: a kernel whose diagonal dwarfs the rest (an
+    inverse multiquadric with a tiny c) would lose the off-diagonal sum to cancellation in sum − trace."""
+    keep = ~torch.eye(k.shape[0], k.shape[1], dtype=torch.bool, device=k.device)
+    return torch.where(keep, k, torch.zeros_like(k)).sum()
+
+
+def centred(kernel: Kernel, *samples: torch.Tensor):
+    """The samples shifted by their pooled mean (held constant) when the kernel is translation invariant
+    (its values do not change), else as they are: |a|² + |b|² - 2aᵀb then cancels far less for data far
+    from the origin."""
+    if not kernel.translation_invariant:
+        return samples
+    with torch.no_grad():
+        mean = torch.cat([s.reshape(-1, s.shape[-1]) for s in samples]).to(torch.float64).mean(0)
+    return tuple(s - mean.to(s.dtype) for s in samples)
 
 
 def quadratic_mmd2(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str) -> torch.Tensor:
     """x (n, d), y (m, d) -> 0-dim tensor, for "unbiased", "biased" and "u-statistic", in x's dtype."""
     n, m = x.shape[0], y.shape[0]
+    x, y = centred(kernel, x, y)
     k_xx = kernel.gram(x, x)
     k_yy = kernel.gram(y, y)
     k_xy = kernel.gram(x, y)
@@ -53,7 +68,11 @@ class ReferenceBackend(Backend):
         with torch.enable_grad():
             a64 = a.detach().to(torch.float64).requires_grad_(need_grad)
             b64 = a64 if symmetric else b.detach().to(torch.float64).requires_grad_(need_grad)
-            gram = kernel.gram(a64, b64)
+            if symmetric:
+                (points,) = centred(kernel, a64)
+                gram = kernel.gram(points, points)  # one tensor: its diagonal distances are exactly 0
+            else:
+                gram = kernel.gram(*centred(kernel, a64, b64))
             total = _off_diagonal_sum(gram) if exclude_diag else gram.sum()
             if not need_grad:
                 return total.detach(), None, None

@@ -7,11 +7,14 @@ has a problem every rank raises the same ValueError naming the ranks and their p
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+
+from fastmmd._numerics import scan
 
 __all__ = ["ShardLayout", "gather_layout", "require_process_group"]
 
@@ -36,7 +39,9 @@ class ShardLayout:
     """The shards of x and y on each rank of `group` (None: the default group), in rank order.
 
     rank, world: this process's rank in the group and the group's size; x_sizes, y_sizes: rows per rank;
-    d: features. The global samples are the concatenations of the shards in rank order."""
+    d: features; magnitude: the largest |value| of every shard (NaN if one holds a NaN, inf if one holds
+    ±inf), which fixes the computing frame alike on every rank (fastmmd._numerics). The global samples are
+    the concatenations of the shards in rank order."""
 
     rank: int
     world: int
@@ -44,6 +49,7 @@ class ShardLayout:
     y_sizes: Tuple[int, ...]
     d: int
     group: Optional[object]
+    magnitude: float = 0.0
 
     @property
     def n(self) -> int:
@@ -81,8 +87,10 @@ def gather_layout(x: torch.Tensor, y: torch.Tensor, group, checks: List[Callable
     well_formed = problem is None or (x.dim() == 2 and y.dim() == 2)
     shape_x = tuple(x.shape) if well_formed and x.dim() == 2 else (0, 0)
     shape_y = tuple(y.shape) if well_formed and y.dim() == 2 else (0, 0)
+    magnitude = scan(x, y) if problem is None else 0.0
     meta = torch.tensor([shape_x[0], shape_y[0], shape_x[1], shape_y[1], _DTYPE_CODES.get(x.dtype, 0),
-                         int(problem is not None)], dtype=torch.int64, device=x.device)
+                         int(problem is not None), 0], dtype=torch.int64, device=x.device)
+    meta[6:] = torch.tensor([magnitude], dtype=torch.float64, device=x.device).view(torch.int64)
     world = dist.get_world_size(group)
     gathered = [torch.empty_like(meta) for _ in range(world)]
     dist.all_gather(gathered, meta, group=group)
@@ -102,5 +110,7 @@ def gather_layout(x: torch.Tensor, y: torch.Tensor, group, checks: List[Callable
     if len(dtypes) != 1:
         listed = ", ".join(f"rank {k}: {_DTYPE_NAMES.get(r[4], '?')}" for k, r in enumerate(rows))
         raise TypeError(f"{names[0]} must have the same dtype on every rank; got {listed}")
+    sizes = torch.stack(gathered)[:, 6].cpu().view(torch.float64).tolist()
+    magnitude = math.nan if any(math.isnan(v) for v in sizes) else max(sizes)
     return ShardLayout(rank=dist.get_rank(group), world=world, x_sizes=tuple(r[0] for r in rows),
-                       y_sizes=tuple(r[1] for r in rows), d=rows[0][2], group=group)
+                       y_sizes=tuple(r[1] for r in rows), d=rows[0][2], group=group, magnitude=magnitude)

@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from fastmmd._arrays import as_tensors
 from fastmmd._estimators import pair_sum_plan
+from fastmmd._numerics import frame_for, nan_like
 from fastmmd._validation import check_choice, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
 from fastmmd.distributed._layout import ShardLayout, gather_layout
@@ -111,7 +112,8 @@ def mmd2(x_local, y_local, kernel="gaussian", estimator="unbiased", backend="aut
     (Σ_q g_q) · dMMD²/d(shard), g_q the gradient reaching the result on rank q: the gradient of the sum of
     the ranks' losses, as torch.distributed.nn's collectives. Every rank must then call backward. With the
     same loss L(MMD²) on every rank that is P·dL/d(shard), which DDP's average over ranks turns into exactly
-    dL/dθ; to get dL/d(shard) itself, backpropagate L / P on each rank. No double backward.
+    dL/dθ; to get dL/d(shard) itself, backpropagate L / P on each rank. No double backward. A NaN or inf on
+    any rank gives NaN on every rank (docs/numerics.md).
     """
     (x, y), output = as_tensors(x_local=x_local, y_local=y_local)
     kernel = resolve_kernel(kernel)
@@ -126,5 +128,9 @@ def mmd2(x_local, y_local, kernel="gaussian", estimator="unbiased", backend="aut
     layout = gather_layout(x, y, group, [local_checks])
     _check_global_sizes(layout, estimator)
     chosen = select_backend(backend, x, y, kernel, estimator, precision)
+    frame = frame_for(kernel, x, y, magnitude=layout.magnitude)
+    if not frame.finite:
+        return output(nan_like((), x, y))
+    x, y, kernel = frame.apply(x), frame.apply(y), frame.kernel
     need_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    return output(_RingMMD2.apply(x, y, kernel, estimator, chosen, precision, layout, need_grad))
+    return output(frame.unscale(_RingMMD2.apply(x, y, kernel, estimator, chosen, precision, layout, need_grad)))

@@ -19,7 +19,7 @@ def smmd_scale(critic, real_local: torch.Tensor, kernel="gaussian", lam: float =
     """σ² = 1 / (λ + mean over the real samples of every rank of [v·k(X, X) + w·trace term]) (0-dim, the same
     on every rank), differentiable in the critic's parameters; arguments (and the two published forms of the
     scale) as `fastmmd.smmd_scale`, real_local this rank's shard of the real batch. Collective."""
-    check_scale_form(lam, gradient_weight, kernel_value)
+    lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
     terms = scale_terms(critic, real_local, kernel, gradient_weight, kernel_value, jacobian, probes, generator,
                         outputs)
     count = torch.full((), terms.shape[0], dtype=terms.dtype, device=terms.device)
@@ -33,7 +33,7 @@ def smmd2(critic, real_local: torch.Tensor, fake_local: torch.Tensor, kernel="ga
     """SMMD² = σ² · MMD²_u(critic(fake), critic(real)) over the batches whose shards the ranks hold (0-dim,
     on every rank); arguments as `fastmmd.smmd2`. Collective; every rank must backpropagate through it (see
     `fastmmd.distributed.mmd2` for the gradient convention)."""
-    check_scale_form(lam, gradient_weight, kernel_value)
+    lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
     real = real_local if real_local.requires_grad else real_local.detach().requires_grad_(True)
     phi_real = critic_outputs(critic, real)
     phi_fake = critic_outputs(critic, fake_local)

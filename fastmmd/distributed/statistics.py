@@ -14,6 +14,7 @@ import torch.distributed as dist
 from fastmmd._arrays import as_tensors
 from fastmmd._block_stats import block_sums
 from fastmmd._moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
+from fastmmd._numerics import frame_for
 from fastmmd._validation import check_finite, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
 from fastmmd.distributed._layout import ShardLayout, gather_layout
@@ -86,10 +87,15 @@ def _sharded(x, y, names, kernel, backend, precision, group, finite: bool) -> MM
     layout = gather_layout(x, y, group, [local_checks], names)
     _check_variance_sizes(layout, names)
     chosen = select_backend(backend, x, y, kernel, None, precision, op="kernel_matmul")
+    frame = frame_for(kernel, x, y, magnitude=layout.magnitude)
+    if not frame.finite:
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
+        return MMDVariance(nan, nan.clone())
+    x, y, kernel = frame.apply(x), frame.apply(y), frame.kernel
     with torch.no_grad():
         xx, yy, xy = _variance_inputs(x, y, kernel, chosen, precision, layout)
-        value = xx.mean + yy.mean - 2 * xy.mean
-        variance = mmd2_unbiased_variance(xx, yy, xy)
+        value = frame.unscale(xx.mean + yy.mean - 2 * xy.mean)
+        variance = frame.unscale(mmd2_unbiased_variance(xx, yy, xy), 2)
     return MMDVariance(value, variance)
 
 

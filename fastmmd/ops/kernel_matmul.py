@@ -12,6 +12,7 @@ K in float64 with torch and lets autograd differentiate it.
 """
 from __future__ import annotations
 
+import math
 from typing import List, Tuple
 
 import numpy as np
@@ -19,11 +20,13 @@ import torch
 
 from fastmmd._arrays import as_tensors
 from fastmmd._derivative_terms import gradient_tables
+from fastmmd._numerics import frame_for, magnitudes, nan_like, with_bad_rows
 from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import Backend, get_backend, select_backend
+from fastmmd.backends.reference import centred
 from fastmmd.kernels import Kernel, resolve_kernel
 
-__all__ = ["kernel_matmul", "kernel_products"]
+__all__ = ["kernel_matmul", "kernel_products", "points_products"]
 
 
 @torch.library.custom_op("fastmmd::kernel_matmul_fused", mutates_args=(), device_types=("cpu", "cuda"))
@@ -103,7 +106,11 @@ def kernel_products(a: torch.Tensor, b: torch.Tensor, v: torch.Tensor, kernel: K
     """
     if not backend.fused:
         a64, b64, v64 = a.to(torch.float64), b.to(torch.float64), v.to(torch.float64)
-        gram = kernel.gram(a64, b64)
+        if a64 is b64:  # one tensor: its diagonal distances stay exactly 0
+            (points,) = centred(kernel, a64)
+            gram = kernel.gram(points, points)
+        else:
+            gram = kernel.gram(*centred(kernel, a64, b64))
         if exclude_diag:
             gram = gram * (1.0 - torch.eye(a.shape[0], dtype=gram.dtype, device=gram.device))
         sq = (gram * gram).sum(1).to(a.dtype) if want_sq else a.new_empty((0,))
@@ -123,6 +130,8 @@ def kernel_matmul(a, b, v, kernel="gaussian", backend="auto", precision="highest
             a = b (every kernel but Laplacian and Energy); derivatives in v work for all.
         backend: "auto", "triton", "cpu" or "reference"; precision: "highest", "tf32", "bf16" (GPU).
     Returns: (n,) or (n, p): out_i = Σ_j k(a_i, b_j) v_j. Memory beyond the output: O((n + m)·d + m·p).
+    A NaN or infinity in a row of a makes that row of the result NaN; in b or v, the whole result
+    (docs/numerics.md).
     """
     (a, b, v), output = as_tensors(a=a, b=b, v=v)
     kernel = resolve_kernel(kernel)
@@ -133,8 +142,29 @@ def kernel_matmul(a, b, v, kernel="gaussian", backend="auto", precision="highest
     vector = v.dim() == 1
     check_weights(v, b, "v")
     chosen = select_backend(backend, a, b, kernel, None, precision, op="kernel_matmul")
-    out, _ = kernel_products(a, b, v[:, None] if vector else v, kernel, chosen, precision)
+    v2 = v[:, None] if vector else v
+    out = points_products(a, [(b, v2)], kernel, chosen, precision)[0]
     return output(out[:, 0] if vector else out)
+
+
+def points_products(a: torch.Tensor, pairs, kernel: Kernel, backend: Backend, precision: str):
+    """[K(a, b) @ v for (b, v) in pairs] for inputs already checked, under the rules of docs/numerics.md:
+    NaN rows where a row of a is not finite, all NaN where some b or v is; data outside float32's range
+    computed in a rescaled frame (or refused). a (n, d), each b (m, d), v (m, p) -> a list of (n, p)."""
+    sizes = magnitudes(a, *(t for pair in pairs for t in pair))
+    if not all(math.isfinite(s) for s in sizes[1:]):
+        return [nan_like((a.shape[0], v.shape[1]), a, b, v) for b, v in pairs]
+    if not math.isfinite(sizes[0]):
+        results = []
+        for index in range(len(pairs)):
+            def compute(clean, index=index):
+                return points_products(clean, pairs, kernel, backend, precision)[index]
+            results.append(with_bad_rows(a, compute, pairs[index][1].shape[1]))
+        return results
+    frame = frame_for(kernel, a, *(b for b, _ in pairs), magnitude=max(sizes[0], *sizes[1::2]))
+    a = frame.apply(a)
+    return [frame.unscale(kernel_products(a, frame.apply(b), v, frame.kernel, backend, precision)[0])
+            for b, v in pairs]
 
 
 def check_weights(v: torch.Tensor, b: torch.Tensor, name: str) -> None:

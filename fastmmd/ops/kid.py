@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from fastmmd._arrays import as_tensors
-from fastmmd._kid_subsets import KID_MODES, check_subset_sizes, kid_subsets
+from fastmmd._kid_subsets import (KID_MODES, check_subset_seed, check_subset_sizes, iter_kid_subsets,
+                                  subset_count)
 from fastmmd._validation import check_choice, check_finite, check_precision, check_same_space, check_samples
 from fastmmd.kernels import Polynomial
 from fastmmd.ops.mmd2 import mmd2
@@ -109,20 +110,23 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
 
     size = default_subset_size(mode) if subset_size is None else subset_size
     check_subset_sizes(x.shape[0], y.shape[0], mode, subsets, size)
-    index_sets = kid_subsets(x.shape[0], y.shape[0], mode, subsets, size, seed)
+    size = int(size)
+    if mode != "tf-gan":
+        subsets, seed = int(subsets), check_subset_seed(mode, seed)
+    count = subset_count(x.shape[0], y.shape[0], mode, subsets, size)
     # The subsets of a random mode all have `size` rows: gathered into the same two buffers (a fresh 8 MB
     # gather per subset leaves glibc's heap holding hundreds of MB); TF-GAN's blocks are row ranges (views).
     buffers = (x.new_empty((size, x.shape[1])), y.new_empty((size, y.shape[1]))) if mode != "tf-gan" else None
-    values = torch.empty(len(index_sets), dtype=torch.float64, device=x.device)
+    values = torch.empty(count, dtype=torch.float64, device=x.device)
     with torch.no_grad():
-        for i, (real, fake) in enumerate(index_sets):
+        for i, (real, fake) in enumerate(iter_kid_subsets(x.shape[0], y.shape[0], mode, subsets, size, seed)):
             if buffers is None:  # consecutive rows
                 xs, ys = x[int(real[0]):int(real[-1]) + 1], y[int(fake[0]):int(fake[-1]) + 1]
             else:
                 xs, ys = _gather(x, real, buffers[0]), _gather(y, fake, buffers[1])
             values[i] = mmd2(xs, ys, kernel=kernel, estimator="unbiased", backend=backend, precision=precision)
     mean, std = _aggregate(values, mode)
-    return KIDResult(output(mean), output(std), mode, len(index_sets), int(size))
+    return KIDResult(output(mean), output(std), mode, count, size)
 
 
 def _gather(t: torch.Tensor, index: np.ndarray, out: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import torch
 
+import math
+
 from fastmmd._arrays import as_tensors
-from fastmmd._validation import check_same_space, check_samples
+from fastmmd._numerics import scan
+from fastmmd._validation import check_same_space, check_samples, check_seed, whole_number
 
 __all__ = ["median_bandwidth"]
 
@@ -25,23 +28,25 @@ def median_bandwidth(x, y=None, max_points=1000, seed=0) -> float:
         check_samples(y, "y")
         check_same_space(x, y)
         pool = torch.cat([x, y])
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
-        raise ValueError(f"max_points must be an integer >= 2; got {max_points!r}")
+    max_points = whole_number(max_points, "max_points", 2)
+    seed = check_seed(seed)
     if pool.shape[0] < 2:
         raise ValueError("median_bandwidth needs at least 2 points in x and y together")
     pool = pool.detach()
+    magnitude = scan(pool)
+    if not math.isfinite(magnitude):
+        raise ValueError("x and y must be finite (median_bandwidth found NaN or inf)")
     if pool.shape[0] > max_points:
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(pool.shape[0], generator=gen)[:max_points].to(pool.device)
         pool = pool[pick]
-    pool = pool.to(torch.float64)
-    if not torch.isfinite(pool).all():
-        raise ValueError("x and y must be finite (median_bandwidth found NaN or inf)")
-    distances = torch.cdist(pool, pool)
+    # Distances of data beyond float64's squared range are taken in a frame of magnitude 1 (a power of 2).
+    factor = 2.0 ** -round(math.log2(magnitude)) if magnitude > 0 else 1.0
+    distances = torch.cdist(pool.to(torch.float64) * factor, pool.to(torch.float64) * factor)
     rows, cols = torch.triu_indices(pool.shape[0], pool.shape[0], offset=1, device=pool.device)
     values = distances[rows, cols]
     count = values.numel()  # the usual median: the mean of the two middle values when the count is even
-    median = 0.5 * float(values.kthvalue((count + 1) // 2).values + values.kthvalue(count // 2 + 1).values)
+    median = 0.5 * float(values.kthvalue((count + 1) // 2).values + values.kthvalue(count // 2 + 1).values) / factor
     if median == 0.0:
         raise ValueError("the median distance between the points is 0 (most of them coincide); "
                          "no bandwidth can be derived from it")

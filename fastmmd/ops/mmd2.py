@@ -13,6 +13,7 @@ import torch
 
 from fastmmd._arrays import as_tensors
 from fastmmd._linear_time import linear_mmd2
+from fastmmd._numerics import frame_for, nan_like
 from fastmmd._validation import check_estimator, check_pair, check_precision
 from fastmmd.backends import get_backend, select_backend
 from fastmmd.kernels import Kernel, resolve_kernel
@@ -101,6 +102,8 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
         backend: "auto" (the first fast backend that can run the input: "triton" for CUDA tensors, "cpu"
             for CPU tensors), "triton", "cpu" or "reference".
         precision: "highest" (IEEE fp32 / fp64), "tf32" or "bf16" (GPU backends).
+    A NaN or an infinity in x or y gives NaN (and NaN gradients); data beyond float32's range are computed
+    in a rescaled frame, or refused with a ValueError when the kernel cannot be (docs/numerics.md).
     """
     (x, y), output = as_tensors(x=x, y=y)
     kernel = resolve_kernel(kernel)
@@ -108,11 +111,17 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
     check_precision(precision)
     check_pair(x, y, estimator)
     chosen = select_backend(backend, x, y, kernel, estimator, precision)
+    frame = frame_for(kernel, x, y)
+    if not frame.finite:
+        return output(nan_like((), x, y))
+    x, y, kernel = frame.apply(x), frame.apply(y), frame.kernel
     if not chosen.fused:
-        return output(chosen.mmd2(x, y, kernel, estimator))
-    if estimator == "linear":
-        return output(linear_mmd2(x, y, kernel))
-    return output(_fused(x, y, kernel, estimator, chosen.name, precision))
+        value = chosen.mmd2(x, y, kernel, estimator)
+    elif estimator == "linear":
+        value = linear_mmd2(x, y, kernel)
+    else:
+        value = _fused(x, y, kernel, estimator, chosen.name, precision)
+    return output(frame.unscale(value))
 
 
 def _fused(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, backend: str,

@@ -13,6 +13,7 @@ import torch
 from fastmmd._arrays import as_tensors
 from fastmmd._block_stats import cross_block, self_block
 from fastmmd._moments import mmd2_unbiased_variance
+from fastmmd._numerics import frame_for
 from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
 from fastmmd.kernels import resolve_kernel
@@ -45,7 +46,8 @@ def mmd2_and_variance(x, y, kernel="gaussian", backend="auto", precision="highes
         kernel: a `fastmmd.kernels.Kernel` or a name. backend: "auto", "triton", "cpu", "reference".
         precision: "highest", "tf32", "bf16" (GPU).
     The variance is that of the estimator over fresh samples of the same sizes (Sutherland et al. 2017
-    use it for the test power criterion MMD² / sqrt(Var)).
+    use it for the test power criterion MMD² / sqrt(Var)). A NaN or infinity in x or y gives NaN for both
+    (docs/numerics.md).
     """
     (x, y), output = as_tensors(x=x, y=y)
     kernel = resolve_kernel(kernel)
@@ -55,10 +57,15 @@ def mmd2_and_variance(x, y, kernel="gaussian", backend="auto", precision="highes
     check_same_space(x, y)
     check_variance_sizes(x=x, y=y)
     chosen = select_backend(backend, x, y, kernel, None, precision, op="kernel_matmul")
+    frame = frame_for(kernel, x, y)
+    if not frame.finite:
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
+        return MMDVariance(output(nan), output(nan.clone()))
+    x, y, kernel = frame.apply(x), frame.apply(y), frame.kernel
     with torch.no_grad():
         xx = self_block(x, kernel, chosen, precision)
         yy = self_block(y, kernel, chosen, precision)
         xy = cross_block(x, y, kernel, chosen, precision)
-        value = xx.mean + yy.mean - 2 * xy.mean
-        variance = mmd2_unbiased_variance(xx, yy, xy)
+        value = frame.unscale(xx.mean + yy.mean - 2 * xy.mean)
+        variance = frame.unscale(mmd2_unbiased_variance(xx, yy, xy), 2)
     return MMDVariance(output(value), output(variance))

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from fastmmd._arrays import as_tensors
+from fastmmd._numerics import frame_for
 from fastmmd._permutation_statistics import (
     PERMUTATION_ESTIMATORS,
     check_labels,
+    columns_per_pass,
     observed_labels,
+    permutation_label_chunks,
     permutation_labels,
     relabelled_statistics,
 )
-from fastmmd._validation import check_choice, check_finite, check_pair, check_precision
+from fastmmd._validation import (check_choice, check_finite, check_pair, check_precision, check_request, check_seed,
+                                 whole_number)
 from fastmmd.backends import select_backend
 from fastmmd.kernels import resolve_kernel
 
@@ -45,14 +48,9 @@ class TestResult(NamedTuple):
     null_samples: object
 
 
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
 def _prepare(x, y, kernel, estimator, backend, precision):
-    """Checks shared by the public functions: -> (x, y, pool, kernel, chosen backend, output kind)."""
+    """Checks shared by the public functions: -> (x, y, pool in its frame, the frame (its kernel), chosen
+    backend, output kind)."""
     (x, y), output = as_tensors(x=x, y=y)
     kernel = resolve_kernel(kernel)
     check_choice("estimator", estimator, PERMUTATION_ESTIMATORS)
@@ -62,7 +60,8 @@ def _prepare(x, y, kernel, estimator, backend, precision):
     check_finite(y, "y")
     pool = torch.cat([x.detach(), y.detach()])
     chosen = select_backend(backend, pool, pool, kernel, None, precision, op="kernel_matmul")
-    return x, y, pool, kernel, chosen, output
+    frame = frame_for(kernel, pool)
+    return x, y, frame.apply(pool), frame, chosen, output
 
 
 def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="greater", estimator="unbiased",
@@ -85,27 +84,31 @@ def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="gr
 
     Returns TestResult(statistic, p_value, null_samples): the statistic of the observed labels comes from the
     same fused pass as the null samples (it equals `fastmmd.mmd2(x, y, kernel, estimator)` up to rounding).
-    Memory: O(N·P) for the weights and products (N = n + m), plus O(N·d).
+    Memory: O(N·d) plus the relabellings of one pass (weights and products of at most 256 MiB; more
+    permutations take more passes) plus 8 bytes per permutation; a request whose null samples alone exceed
+    2 GiB is refused before any work.
     """
-    x, y, pool, kernel, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
-    permutations = _check_count(permutations, "permutations")
-    seed = _check_seed(seed)
+    x, y, pool, frame, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
+    kernel = frame.kernel
+    permutations = whole_number(permutations, "permutations")
+    check_request("permutations", permutations, 8)
+    seed = check_seed(seed)
     check_choice("alternative", alternative, ALTERNATIVES)
     n, m = x.shape[0], y.shape[0]
-    labels = torch.cat([observed_labels(n, m, pool.device), permutation_labels(n, m, permutations, seed, pool.device)],
-                       dim=1)
+    per_pass = columns_per_pass(n + m, pool.dtype)
+    values, scales = [], []
     with torch.no_grad():
-        values, scale = relabelled_statistics(pool, labels, n, kernel, estimator, chosen, precision)
+        for index, labels in enumerate(permutation_label_chunks(n, m, permutations, seed, per_pass, pool.device)):
+            if index == 0:
+                labels = torch.cat([observed_labels(n, m, pool.device), labels], dim=1)
+            part, scale = relabelled_statistics(pool, labels, n, kernel, estimator, chosen, precision)
+            values.append(part)
+            scales.append(scale)
+    values, scale = torch.cat(values), scales[0]
     statistic, null = values[0], values[1:]
     tolerance = TIE_ULPS * torch.finfo(pool.dtype).eps * torch.maximum(scale, values.abs().max())
     p_value = permutation_p_value(statistic, null, alternative, tolerance)
-    return TestResult(output(statistic), output(p_value), output(null))
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
-    return int(seed)
+    return TestResult(output(frame.unscale(statistic)), output(p_value), output(frame.unscale(null)))
 
 
 def permutation_p_value(statistic: torch.Tensor, null: torch.Tensor, alternative: str,
@@ -129,8 +132,8 @@ def mmd2_of_relabellings(x, y, labels, kernel="gaussian", estimator="unbiased", 
     statistic is `fastmmd.mmd2(pool[labels[:, p]], pool[~labels[:, p]])`). Returns (P,) float64 (numpy for
     numpy samples). The building block of `mmd_test`, exposed to check it and for custom resampling schemes.
     """
-    x, y, pool, kernel, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
+    x, y, pool, frame, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
     check_labels(labels, x.shape[0], y.shape[0], pool.device)
     with torch.no_grad():
-        values, _ = relabelled_statistics(pool, labels, x.shape[0], kernel, estimator, chosen, precision)
-    return output(values)
+        values, _ = relabelled_statistics(pool, labels, x.shape[0], frame.kernel, estimator, chosen, precision)
+    return output(frame.unscale(values))

@@ -19,7 +19,8 @@ import torch
 from fastmmd._arrays import as_tensors
 from fastmmd._block_stats import cross_block, self_block
 from fastmmd._moments import covariance_cross_cross, covariance_self_cross
-from fastmmd._validation import check_precision, check_same_space, check_samples
+from fastmmd._numerics import frame_for
+from fastmmd._validation import check_finite, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
 from fastmmd.kernels import Polynomial, resolve_kernel
 from fastmmd.ops.mmd2_and_variance import check_variance_sizes
@@ -48,7 +49,8 @@ def relative_mmd_test(x, y, z, kernel=None, backend="auto", precision="highest")
 
     kernel: default the KID kernel (cubic polynomial, gamma = 1/d, coef0 = 1); backend and precision as in
     `mmd2`. Seven fused passes over the pairs, O((n + m_y + m_z)·d) memory. A zero variance (identical
-    points) gives statistic ±inf (or 0 with p_value 0.5 when the difference is 0 too).
+    points) gives statistic ±inf (or 0 with p_value 0.5 when the difference is 0 too). Samples holding NaN
+    or inf are refused (ValueError): a p-value computed from them would mean nothing.
     """
     (x, y, z), _ = as_tensors(x=x, y=y, z=z)
     kernel = Polynomial(degree=3) if kernel is None else resolve_kernel(kernel)
@@ -58,7 +60,11 @@ def relative_mmd_test(x, y, z, kernel=None, backend="auto", precision="highest")
     check_same_space(x, y, ("x", "y"))
     check_same_space(x, z, ("x", "z"))
     check_variance_sizes(x=x, y=y, z=z)
+    for name, t in (("x", x), ("y", y), ("z", z)):
+        check_finite(t, name)
     chosen = select_backend(backend, x, y, kernel, None, precision, op="kernel_matmul")
+    frame = frame_for(kernel, x, y, z)
+    x, y, z, kernel = frame.apply(x), frame.apply(y), frame.apply(z), frame.kernel
     with torch.no_grad():
         xx = self_block(x, kernel, chosen, precision)
         yy = self_block(y, kernel, chosen, precision)
@@ -68,10 +74,10 @@ def relative_mmd_test(x, y, z, kernel=None, backend="auto", precision="highest")
         variance = (yy.variance() + zz.variance() + 4 * xy.variance() + 4 * xz.variance()
                     - 4 * covariance_self_cross(yy, xy.cols, xy) - 4 * covariance_self_cross(zz, xz.cols, xz)
                     - 8 * covariance_cross_cross(xy.rows, xy.total, xy.m, xz.rows, xz.total, xz.m))
-        mmd2_xy = float(xx.mean + yy.mean - 2 * xy.mean)
-        mmd2_xz = float(xx.mean + zz.mean - 2 * xz.mean)
+        mmd2_xy = float(frame.unscale(xx.mean + yy.mean - 2 * xy.mean))
+        mmd2_xz = float(frame.unscale(xx.mean + zz.mean - 2 * xz.mean))
     difference = mmd2_xy - mmd2_xz
-    std = math.sqrt(max(float(variance), 0.0))
+    std = math.sqrt(max(float(frame.unscale(variance, 2)), 0.0))
     if std > 0:
         statistic = difference / std
     else:

@@ -16,11 +16,13 @@ a critic step that maximises SMMD² backpropagates through the scale; a generato
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 import torch
 
 from fastmmd._derivative_terms import smooth_reason
-from fastmmd._validation import check_choice
+from fastmmd._validation import check_choice, real_number, whole_number
 from fastmmd.kernels import Family, resolve_kernel
 from fastmmd.ops.mmd2 import mmd2
 
@@ -30,14 +32,34 @@ __all__ = ["jacobian_sqnorm", "smmd_scale", "smmd_terms", "scale_terms", "smmd2"
 JACOBIAN_METHODS = ("exact", "hutchinson")
 
 
+def check_critic_input(x, name: str) -> None:
+    """A floating-point torch tensor batch (B, ...), B >= 1: what a critic module takes."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor batch (B, ...) for the critic; got {type(x).__name__}")
+    if not x.is_floating_point() or x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty floating-point batch (B, ...); got {x.dtype} of shape "
+                         f"{tuple(x.shape)}")
+
+
 def critic_outputs(critic, x: torch.Tensor) -> torch.Tensor:
+    """critic(x) as (B, D): a floating-point tensor of one row per sample."""
     out = critic(x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"critic must return a torch.Tensor; got {type(out).__name__}")
+    if not out.is_floating_point():
+        raise ValueError(f"critic must return floating-point features; got {out.dtype}")
     if out.dim() == 1:
         out = out[:, None]
     if out.dim() != 2 or out.shape[0] != x.shape[0]:
         raise ValueError(f"critic must map a batch (B, ...) to (B,) or (B, D); got {tuple(out.shape)} for "
                          f"a batch of {x.shape[0]}")
     return out
+
+
+def _check_differentiable(outputs: torch.Tensor, x: torch.Tensor) -> None:
+    if not outputs.requires_grad:
+        raise ValueError("critic(real) does not depend on real through autograd (a constant critic, a detached "
+                         "output, or one computed outside torch): SMMD's scale needs the critic's input gradient")
 
 
 def _vjps(outputs: torch.Tensor, x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -58,15 +80,16 @@ def jacobian_sqnorm(critic, x: torch.Tensor, method: str = "exact", probes: int 
     """
     check_choice("method", method, JACOBIAN_METHODS)
     if outputs is None:
+        check_critic_input(x, "x")
         x = x if x.requires_grad else x.detach().requires_grad_(True)
         outputs = critic_outputs(critic, x)
+    _check_differentiable(outputs, x)
     dim = outputs.shape[1]
     if method == "exact":
         eye = torch.eye(dim, dtype=outputs.dtype, device=outputs.device)
         directions = eye[:, None, :].expand(dim, outputs.shape[0], dim)
         return _vjps(outputs, x, directions).pow(2).sum(dim=(0, 2))
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"probes must be a positive integer; got {probes!r}")
+    probes = whole_number(probes, "probes")
     directions = torch.randn((probes, *outputs.shape), dtype=outputs.dtype, device=outputs.device,
                              generator=generator)
     return _vjps(outputs, x, directions).pow(2).sum(dim=2).mean(0)
@@ -105,22 +128,17 @@ def _dot_value_and_derivatives(table: np.ndarray, t: torch.Tensor):
     return f, f1, f2
 
 
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
-
-
-def check_scale_form(lam, gradient_weight, kernel_value) -> None:
-    """The scale's λ (finite, ≥ 0; > 0 when k(X, X) is left out, else a flat critic divides by 0), the trace
-    term's weight (finite, ≥ 0) and kernel_value (a bool)."""
-    if not _is_number(lam) or not 0 <= lam < float("inf"):
-        raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
-    if not _is_number(gradient_weight) or not 0 <= gradient_weight < float("inf"):
-        raise ValueError(f"gradient_weight must be a finite number >= 0; got {gradient_weight!r}")
-    if not isinstance(kernel_value, bool):
+def check_scale_form(lam, gradient_weight, kernel_value) -> Tuple[float, float, bool]:
+    """(λ, w, v) as numbers: λ finite ≥ 0 (> 0 when k(X, X) is left out, else a flat critic divides by 0), the
+    trace term's weight w finite ≥ 0, kernel_value a bool. Python, numpy or one-element tensor numbers."""
+    lam = real_number(lam, "lam", 0.0)
+    gradient_weight = real_number(gradient_weight, "gradient_weight", 0.0)
+    if not isinstance(kernel_value, (bool, np.bool_)):
         raise TypeError(f"kernel_value must be True or False; got {kernel_value!r}")
     if not kernel_value and lam == 0:
         raise ValueError("lam must be > 0 when kernel_value is False (σ² = 1 / (λ + w·E[trace]) is unbounded "
                          "for a critic flat on the real batch)")
+    return lam, gradient_weight, bool(kernel_value)
 
 
 def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "exact", probes: int = 8,
@@ -129,6 +147,7 @@ def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "e
     the critic's parameters (arguments as `smmd_scale`); need_trace=False skips the Jacobian (zeros)."""
     kernel = resolve_kernel(kernel)
     if outputs is None:
+        check_critic_input(real, "real")
         real = real if real.requires_grad else real.detach().requires_grad_(True)
         outputs = critic_outputs(critic, real)
     table = kernel.terms(outputs.shape[1])
@@ -169,7 +188,7 @@ def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, 
     The defaults are the paper's form (λ + E[k(X, X) + trace]); gradient_weight=10, kernel_value=False,
     lam=1 is the reference implementation's 1 / (1 + 10·E‖J‖²_F) (with a Gaussian of bandwidth 1).
     """
-    check_scale_form(lam, gradient_weight, kernel_value)
+    lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
     terms = scale_terms(critic, real, kernel, gradient_weight, kernel_value, jacobian, probes, generator, outputs)
     return 1.0 / (lam + terms.mean())
 
@@ -186,7 +205,9 @@ def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam
     precision (of the fused MMD²) as in `fastmmd.mmd2`.
     Differentiable in the critic's parameters (double backprop through the scale) and in fake.
     """
-    check_scale_form(lam, gradient_weight, kernel_value)
+    lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
+    check_critic_input(real, "real")
+    check_critic_input(fake, "fake")
     real = real if real.requires_grad else real.detach().requires_grad_(True)
     phi_real = critic_outputs(critic, real)
     phi_fake = critic_outputs(critic, fake)

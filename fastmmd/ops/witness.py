@@ -10,7 +10,7 @@ from fastmmd._arrays import as_tensors
 from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
 from fastmmd.kernels import resolve_kernel
-from fastmmd.ops.kernel_matmul import kernel_products
+from fastmmd.ops.kernel_matmul import points_products
 
 __all__ = ["witness"]
 
@@ -20,6 +20,7 @@ def witness(t, x, y, kernel="gaussian", backend="auto", precision="highest"):
 
     Tensors or numpy arrays (numpy in, numpy out); differentiable in t, x and y, also twice (kernels other
     than Laplacian and Energy). backend: "auto", "triton", "cpu", "reference"; precision as in `mmd2`.
+    A NaN or infinity in a row of t gives NaN there; in x or y, NaN everywhere (docs/numerics.md).
     """
     (t, x, y), output = as_tensors(t=t, x=x, y=y)
     kernel = resolve_kernel(kernel)
@@ -30,6 +31,6 @@ def witness(t, x, y, kernel="gaussian", backend="auto", precision="highest"):
     check_same_space(t, y, ("t", "y"))
     chosen = select_backend(backend, t, x, kernel, None, precision, op="kernel_matmul")
     n, m = x.shape[0], y.shape[0]
-    mean_x, _ = kernel_products(t, x, x.new_full((n, 1), 1.0 / n), kernel, chosen, precision)
-    mean_y, _ = kernel_products(t, y, y.new_full((m, 1), 1.0 / m), kernel, chosen, precision)
+    mean_x, mean_y = points_products(t, [(x, x.new_full((n, 1), 1.0 / n)), (y, y.new_full((m, 1), 1.0 / m))],
+                                     kernel, chosen, precision)
     return output((mean_x - mean_y)[:, 0])

@@ -87,12 +87,15 @@ def prepare(x: torch.Tensor, y: torch.Tensor, terms: Sequence[float], precision:
     if center:
         mu64 = (x.sum(0, dtype=torch.float64) + y.sum(0, dtype=torch.float64)) / (x.shape[0] + y.shape[0])
     mu = mu64.to(compute) if center else torch.zeros(1, dtype=compute, device=x.device)
+    # The norms of the rows as the kernels centre them: minus mu rounded to the compute dtype (the float64
+    # mean would differ from it by up to half an ulp of the data's offset, an error of that size in r2).
+    shift = mu.to(torch.float64) if center else None
     return Prepared(
         packed=packed,
         center=center,
         mu=mu,
-        sq_x=squared_norms(x, mu64).to(compute),
-        sq_y=squared_norms(y, mu64).to(compute),
+        sq_x=squared_norms(x, shift).to(compute),
+        sq_y=squared_norms(y, shift).to(compute),
         precision=precision,
     )
 

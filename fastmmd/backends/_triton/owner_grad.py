@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from fastmmd.backends._triton.terms import kernel_terms, radial_weights
-from fastmmd.backends._triton.tiles import load_rows, matmul_nn, matmul_nt
+from fastmmd.backends._triton.tiles import load_rows, matmul_nn, matmul_nt, nonnegative
 
 
 @triton.jit
@@ -55,7 +55,7 @@ def owner_grad_kernel(A, B, SQA, SQB, MU, P, VAL, GRAD, SCALES, n, m, d, sa, sb,
                 dot = tl.zeros_like(r2)
         else:
             dot = matmul_nt(a, b, tl.zeros((BM, BN), dtype=sq_a.dtype), PRECISION)
-            r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
+            r2 = nonnegative(sq_a[:, None] + sq_b[None, :] - 2.0 * dot)
         if NEEDS_NORM:
             norm_b = tl.sqrt(sq_b)[None, :]
         else:

@@ -7,6 +7,12 @@ import triton.language as tl
 
 
 @triton.jit
+def nonnegative(v):
+    """max(v, 0) that keeps a NaN (tl.maximum compiles to fmax, which would return 0 for it)."""
+    return tl.where(v < 0.0, 0.0, v)
+
+
+@triton.jit
 def load_rows(X, MU, offs_rows, n_rows, stride, offs_k, d, CENTER: tl.constexpr):
     """Rows offs_rows (R,) of X, features offs_k (K,) -> (R, K); zero outside the array. With CENTER, the
     pooled mean MU (d,) is subtracted (inside the array)."""
@@ -76,7 +82,7 @@ def tile_geometry(A, B, MU, offs_m, offs_n, n, m, d, sa, sb, sq_a, sq_b,
         else:
             dot = matmul_nt(a, b, dot, PRECISION)
     if not EXPLICIT:
-        r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
+        r2 = nonnegative(sq_a[:, None] + sq_b[None, :] - 2.0 * dot)
     return dot, r2
 
 
@@ -89,5 +95,5 @@ def tile_geometry_tma(AD, BD, row0, col0, d, sq_a, sq_b, PRECISION: tl.constexpr
     dot = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, d, BK):
         dot = matmul_nt(AD.load([row0, k0]), BD.load([col0, k0]), dot, PRECISION)
-    r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
+    r2 = nonnegative(sq_a[:, None] + sq_b[None, :] - 2.0 * dot)
     return dot, r2

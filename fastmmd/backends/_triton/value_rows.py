@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from fastmmd.backends._triton.terms import kernel_terms, tile_norms
-from fastmmd.backends._triton.tiles import load_rows, matmul_nt
+from fastmmd.backends._triton.tiles import load_rows, matmul_nt, nonnegative
 
 
 @triton.jit
@@ -46,7 +46,7 @@ def value_rows_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, segment, size
         b = load_rows(B, MU, offs_n, m, sb, offs_d, d, CENTER)
         sq_b = tl.load(SQB + offs_n, mask=offs_n < m, other=0.0)
         dot = matmul_nt(a, b, tl.zeros((BM, BN), dtype=sq_a.dtype), PRECISION)
-        r2 = tl.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * dot, 0.0)
+        r2 = nonnegative(sq_a[:, None] + sq_b[None, :] - 2.0 * dot)
         norm_a, norm_b = tile_norms(sq_a, sq_b, NEEDS_NORM)
         val, _, _ = kernel_terms(dot, r2, norm_a, norm_b, P, FAMS, NT)
         clear_of_diagonal = (j0 >= row0 + BM) | (j0 + BN <= row0)
