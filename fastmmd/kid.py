@@ -6,8 +6,9 @@
 
 REAL and FAKE are .npy files holding an (n, d) float array, or .npz files (the array under --real-key /
 --fake-key, by default the only or the first array). A folder of images is not accepted yet: the feature
-extractor (the FID Inception network) comes with the gan package. Bad input ends with a one-line error and
-exit status 1 (2 for bad options).
+extractor (the FID Inception network) comes with the gan package. Bad input files and bad options end
+with a one-line error on stderr and exit status 2 (0 on success). Object arrays are refused, never
+unpickled: loading them would run code from the file.
 
 Importing this module (e.g. `from fastmmd.kid import main`) rebinds the name `fastmmd.kid`, which the
 package also uses for the function `fastmmd.ops.kid.kid`, to this module; so the module is callable and
@@ -56,10 +57,14 @@ def load_features(path: str, key: Optional[str], argument: str) -> np.ndarray:
         raise FeatureFileError(f"{where} must be a .npy or .npz file of features (n, d)")
     if suffix == ".npy" and key is not None:
         raise FeatureFileError(f"{where} is a .npy file; a key applies to .npz files only")
+    _check_magic(p, suffix, where)
     try:
         loaded = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise FeatureFileError(f"{where} is not a readable {suffix} file: {exc}") from None
+        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):  # the header is NumPy's: an object array
+            raise FeatureFileError(f"{where} holds an object array, which is refused: loading it would run "
+                                   f"pickled code; save the features as a float array") from None
+        raise FeatureFileError(f"{where} is not a readable {suffix} file: {_one_line(exc)}") from None
     if suffix == ".npz":
         with loaded:
             if not loaded.files:
@@ -69,8 +74,14 @@ def load_features(path: str, key: Optional[str], argument: str) -> np.ndarray:
                 raise FeatureFileError(f"{where} has no array {name!r}; it holds {', '.join(loaded.files)}")
             try:
                 array = loaded[name]
-            except ValueError as exc:  # an object array (needs pickle)
-                raise FeatureFileError(f"{where}: array {name!r} cannot be read: {exc}") from None
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise FeatureFileError(f"{where}: array {name!r} is an object array, which is refused: "
+                                           f"loading it would run pickled code; save the features as a float "
+                                           f"array") from None
+                raise FeatureFileError(f"{where}: array {name!r} cannot be read: {_one_line(exc)}") from None
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:  # a damaged member
+                raise FeatureFileError(f"{where}: array {name!r} cannot be read: {_one_line(exc)}") from None
     else:
         array = loaded
     if array.ndim != 2:
@@ -78,6 +89,27 @@ def load_features(path: str, key: Optional[str], argument: str) -> np.ndarray:
     if array.dtype.kind != "f":
         raise FeatureFileError(f"{where} must hold floating-point features; got dtype {array.dtype}")
     return array.astype(np.float32) if array.dtype == np.float16 else array
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (.npz), or an empty one
+
+
+def _check_magic(p: Path, suffix: str, where: str) -> None:
+    """FeatureFileError when the file does not start as its suffix says. Without this, numpy falls back to
+    unpickling any other file and reports "pickled data", pointing at allow_pickle, the unsafe option."""
+    with open(p, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if not head:
+        raise FeatureFileError(f"{where} is empty")
+    if suffix == ".npy" and not head.startswith(_NPY_MAGIC):
+        raise FeatureFileError(f"{where} is not a .npy file (no NumPy header)")
+    if suffix == ".npz" and not head.startswith(_ZIP_MAGIC):
+        raise FeatureFileError(f"{where} is not a .npz file (not a zip archive)")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def format_result(result: KIDResult, n: int, m: int, d: int) -> str:
@@ -91,9 +123,16 @@ def format_result(result: KIDResult, n: int, m: int, d: int) -> str:
     return f"KID = {float(result.mean):.6g} ± {float(result.std):.6g}  ({how}; n = {n}, m = {m}, d = {d})"
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Option errors as one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineParser(prog=PROG, description=__doc__.splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("real", metavar="REAL", help="features of the real images: .npy or .npz, (n, d)")
     parser.add_argument("fake", metavar="FAKE", help="features of the generated images: .npy or .npz, (m, d)")
     parser.add_argument("--exact", action="store_true",
@@ -122,7 +161,8 @@ _CLI_NAMES = (("real_feats", "REAL"), ("fake_feats", "FAKE"), ("subsets=None", "
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Runs the command line; returns the exit status (0, 1 for bad input, 2 for bad options)."""
+    """Runs the command line; returns the exit status (0, or 2 for bad input files; bad options exit with
+    status 2 from the parser)."""
     args = _parser().parse_args(argv)
     try:
         real = load_features(args.real, args.real_key, "REAL")
@@ -142,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for api, cli in _CLI_NAMES:
             message = message.replace(api, cli)
         print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 1
+        return 2
     print(format_result(result, real.shape[0], fake.shape[0], real.shape[1]))
     return 0
 

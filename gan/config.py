@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
@@ -9,9 +10,11 @@ from gan.losses import LOSSES
 from gan.networks import ARCHITECTURES
 from gan.recipes import SCALE_FORMS, recipe_for
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args", "DIGITS_WIDTH"]
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "DIGITS_WIDTH", "MIN_KID_SAMPLES", "OneLineParser",
+           "at_least"]
 
 DIGITS_WIDTH = 16  # the embedded dataset's default network width: trains on a 2-core CPU in minutes
+MIN_KID_SAMPLES = 4  # the exact KID (fastmmd.kid(..., subsets=None)) and its std need 4 samples per set
 
 
 @dataclass(frozen=True)
@@ -68,30 +71,71 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr ("PROG: error: MESSAGE (see --help)") and exit
+    status 2, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
 
 
+def _seed(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 2 ** 63 - 2:  # torch's generators take 64-bit seeds; the evaluation uses seed + 1
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 2], got {text}")
+    return value
+
+
+def at_least(minimum: int, why: str):
+    """An argparse type: an integer >= minimum; `why` (the reason for the minimum) goes in the error."""
+
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} ({why}), got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+_kid_samples = at_least(MIN_KID_SAMPLES, "the exact KID's standard deviation needs 4 samples per set")
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m gan.train",
         description="Train a GAN with fastmmd's fused losses. With no flag: an SMMD-GAN on the embedded digits "
                     "(scikit-learn's handwritten digits at 32×32), on the CPU in minutes. Writes metrics.jsonl, "
@@ -111,10 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "continues to this count)")
     p.add_argument("--batch-size", type=_positive, default=d.batch_size, help="real and fake images per step")
     p.add_argument("--out", default=d.out, help="output folder (default runs/LOSS-DATASET)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the networks, the batches and the noise")
+    p.add_argument("--seed", type=_seed, default=d.seed,
+                   help="seed of the networks, the batches and the noise (an integer in [0, 2**63 - 2])")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt with its saved settings (only --steps, --device and "
-                        "--no-progress may change); exactly the run an uninterrupted one would have been")
+                        "--no-progress may change); exactly the run an uninterrupted one would have been. An "
+                        "error when OUT holds no checkpoint.pt")
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"),
                    help="auto: cuda when available")
     p.add_argument("--architecture", default=d.architecture, choices=ARCHITECTURES,
@@ -128,10 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "early and every 500th for the MMD losses)")
     p.add_argument("--eval-every", type=_positive, default=d.eval_every,
                    help="KID and a sample grid every this many generator steps (and at step 0 and the end)")
-    p.add_argument("--eval-samples", type=_positive, default=d.eval_samples,
-                   help="generated images per KID evaluation (fixed noise for the whole run)")
-    p.add_argument("--eval-real", type=_positive, default=d.eval_real,
-                   help="at most this many real images as KID's reference (a fixed subset)")
+    p.add_argument("--eval-samples", type=_kid_samples, default=d.eval_samples,
+                   help=f"generated images per KID evaluation (fixed noise for the whole run; at least "
+                        f"{MIN_KID_SAMPLES})")
+    p.add_argument("--eval-real", type=_kid_samples, default=d.eval_real,
+                   help=f"at most this many real images as KID's reference (a fixed subset; at least "
+                        f"{MIN_KID_SAMPLES})")
     p.add_argument("--log-every", type=_positive, default=d.log_every, help="a metrics line every this many steps")
     p.add_argument("--checkpoint-every", type=_positive, default=d.checkpoint_every,
                    help="write checkpoint.pt every this many steps (also at the end and on Ctrl-C/SIGTERM)")

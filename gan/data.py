@@ -178,6 +178,8 @@ def _npz(path: Path, image_size: int) -> torch.Tensor:
     images = _to_nchw(array, path)
     if images.shape[0] == 0:
         raise DataError(f"npz:{path}: no images (shape {array.shape})")
+    if images.shape[2] == 0 or images.shape[3] == 0:
+        raise DataError(f"npz:{path}: images of shape {array.shape} are empty (zero height or width)")
     return _resize_uint8(_center_crop(_array_to_uint8(images, path)), image_size)
 
 
@@ -193,7 +195,24 @@ def _read_array(path: Path) -> np.ndarray:
     except DataError:  # a ValueError, but already the message to show
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if not _has_numpy_magic(path):  # numpy then tries pickle and blames "pickled data"
+            raise DataError(f"npz:{path}: not a .npz or .npy file (neither a zip archive nor a NumPy "
+                            f"header)") from error
+        if isinstance(error, ValueError) and "allow_pickle" in str(error):
+            raise DataError(f"npz:{path}: holds an object array, which is refused: loading it would run "
+                            f"pickled code; save the images as a uint8 or float array") from error
         raise DataError(f"npz:{path}: cannot read it as .npz or .npy ({_one_line(error)})") from error
+
+
+_NUMPY_MAGIC = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy; .npz (a zip, or an empty one)
+
+
+def _has_numpy_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(6).startswith(_NUMPY_MAGIC)
+    except OSError:
+        return False
 
 
 def _npz_key(keys: List[str], path: Path) -> str:

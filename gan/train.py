@@ -26,7 +26,7 @@ from typing import Dict, Optional
 import torch
 
 from gan.atomic import save_torch_atomically, write_text_atomically
-from gan.config import TrainConfig, build_parser, config_from_args
+from gan.config import MIN_KID_SAMPLES, TrainConfig, build_parser, config_from_args
 from gan.data import DataError, load_dataset
 from gan.evaluation import Evaluator, embed_generator, feature_network, generate
 from gan.lr_adaptation import RelativeTestLR
@@ -35,7 +35,7 @@ from gan.run_files import MetricsLog, plot_kid_curve, read_metrics, save_grid
 from gan.sharding import SINGLE, Shards, shards_from_environment
 from gan.trainer import Trainer
 
-__all__ = ["RunError", "train", "main", "load_checkpoint", "resolve_device", "CHECKPOINT"]
+__all__ = ["RunError", "train", "main", "load_checkpoint", "resolve_device", "CHECKPOINT", "one_line"]
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 2  # 2: the reference SMMD recipe (scale form, initialisation, spectral estimates)
@@ -44,7 +44,8 @@ ADAPT_SAMPLES = 2048  # new generated samples per relative test (the reference c
 
 
 class RunError(Exception):
-    """A run that cannot start (an existing checkpoint without --resume, a checkpoint of another format)."""
+    """A run that cannot start (an existing checkpoint without --resume, --resume without one, an unreadable
+    checkpoint or one of another format, a bad --out); str(error) is one line."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,15 +56,82 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_checkpoint(path: Path, formats=(CHECKPOINT_FORMAT,)) -> Dict:
+def one_line(error: BaseException, limit: int = 400) -> str:
+    """str(error) with its whitespace (newlines included) collapsed, cut after `limit` characters, or the
+    exception's name when empty."""
+    return _clip(" ".join(str(error).split()) or type(error).__name__, limit)
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _load_failure(error: BaseException) -> str:
+    """Why torch.load failed, in one line; for the weights-only unpickler only its own reason (torch's advice
+    to load with weights_only=False would run whatever code the file holds)."""
+    text = one_line(error, limit=sys.maxsize)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].split("Check the documentation", 1)[0].split(" Please use", 1)[0]
+        return f"torch.load(weights_only=True) refuses it ({_clip(reason.strip().rstrip('.')) or 'no reason given'})"
+    if isinstance(error, EOFError):
+        return f"it ends too early ({text})" if str(error).strip() else "it is empty or ends too early"
+    if isinstance(error, KeyError):  # the legacy (non-zip) unpickler looking up a byte it does not know
+        return f"not a torch file (unexpected byte {text})"
+    return one_line(error)
+
+
+_EVALUATED = (("config", dict), ("networks", dict), ("trainer", dict), ("trainer", "generator", dict),
+              ("trainer", "step", (int, float)))
+_RESUMED = (("trainer", "critic", dict), ("trainer", "generator_optimizer", dict),
+            ("trainer", "critic_optimizer", dict), ("trainer", "rng", torch.Tensor), ("trainer", "averages", dict),
+            ("elapsed", (int, float)), ("metrics_bytes", int))
+
+
+def _check_entries(payload: Dict, path: Path, entries) -> None:
+    """RunError naming the first entry (a key path and the type its value must have) that payload lacks."""
+    for *keys, kind in entries:
+        value = payload
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            name = "".join(f"[{key!r}]" for key in keys)
+            found = "missing" if value is None else f"a {type(value).__name__}"
+            raise RunError(f"{path} is not a readable gan.train checkpoint: its entry {name} is {found}")
+
+
+def load_checkpoint(path: Path, formats=(CHECKPOINT_FORMAT,), resuming: bool = False) -> Dict:
     """The payload of a gan.train checkpoint of one of `formats` (resuming needs this version's; sampling its
-    generator works from any)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") not in formats:
-        found = payload.get("format") if isinstance(payload, dict) else None
-        raise RunError(f"{path} is not a gan.train checkpoint of format {' or '.join(map(str, formats))}"
-                       + (f" (it is of format {found}, from another version of gan.train)" if found else ""))
+    generator works from any), with the entries gan.evaluate reads (and, when `resuming`, those a resumed
+    run reads); RunError naming the path for anything else: a missing file, a folder, a file torch.load
+    cannot read (only tensors and plain containers: weights_only=True), or missing entries."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path} is a folder, not a gan.train checkpoint (its file is {CHECKPOINT})")
+    if not path.is_file():
+        raise RunError(f"{path} does not exist" if not path.exists() else f"{path} is not a regular file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises RuntimeError, UnpicklingError, EOFError, KeyError, OSError...
+        raise RunError(f"{path} is not a readable gan.train checkpoint: {_load_failure(error)}") from None
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if not isinstance(found, int) or isinstance(found, bool):
+        found = None
+    if found not in formats:
+        other = f" (it is of format {found}, from another version of gan.train)" if found is not None else ""
+        raise RunError(f"{path} is not a gan.train checkpoint of format {' or '.join(map(str, formats))}{other}")
+    _check_entries(payload, path, _EVALUATED + (_RESUMED if resuming else ()))
     return payload
+
+
+def restore_failure(path: Path, what: str, error: BaseException) -> RunError:
+    """The RunError for a checkpoint whose entries load but do not fit (missing keys, wrong shapes or types)."""
+    return RunError(f"{path} is not a readable gan.train checkpoint: its {what} cannot be restored "
+                    f"({type(error).__name__}: {one_line(error)})")
+
+
+# What restoring a malformed payload raises (torch's load_state_dict: RuntimeError, ValueError, KeyError).
+PAYLOAD_ERRORS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError, StopIteration)
 
 
 class _StopRequest:
@@ -106,6 +174,9 @@ class Run:
         self.device = resolve_device(config.device)
         data = load_dataset(config.dataset, data_root=config.data_root)
         check_distributable(config, shards, len(data))
+        if min(config.eval_real, len(data)) < MIN_KID_SAMPLES:
+            raise RunError(f"{data.name} holds {len(data)} images; KID's reference (--eval-real) needs at least "
+                           f"{MIN_KID_SAMPLES}")
         self.trainer = Trainer(config, data, self.device, shards)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         fixed = torch.Generator().manual_seed(config.seed + 1)
@@ -120,14 +191,28 @@ class Run:
                         if config.resolved_lr_adapt() else None)
         self.elapsed = 0.0
         if payload is not None:
+            self._restore(payload)
+        elif shards.main:
+            self.metrics.truncate(0)
+
+    def _restore(self, payload: Dict) -> None:
+        """The trainer, the clock, the adapter and the metrics file's length of a checkpoint; RunError naming
+        the checkpoint when its entries do not fit this run."""
+        path = self.out / CHECKPOINT
+        try:
             self.trainer.load_state_dict(payload["trainer"])
             self.elapsed = float(payload["elapsed"])
             if self.adapter is not None and payload.get("adapter") is not None:
                 self.adapter.load_state_dict(payload["adapter"])
-            if shards.main:
-                self.metrics.truncate(int(payload["metrics_bytes"]))
-        elif shards.main:
-            self.metrics.truncate(0)
+        except PAYLOAD_ERRORS as error:
+            raise restore_failure(path, "trainer state", error) from None
+        size = payload["metrics_bytes"]
+        if self.shards.main:
+            held = self.metrics.size()
+            if size < 0 or (self.metrics.path.exists() and size > held):
+                raise RunError(f"{path} records {size} bytes of {self.metrics.path.name}, which holds {held}: "
+                               f"the run's files do not belong together")
+            self.metrics.truncate(size)
 
     def save(self) -> None:
         if not self.shards.main:
@@ -215,19 +300,29 @@ def _check_unchanged(given: TrainConfig, saved: TrainConfig) -> None:
 
 def _start(config: TrainConfig, resume: bool, shards: Shards) -> Run:
     out = Path(config.resolved_out())
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is an existing file, not a folder; choose another --out")
     checkpoint = out / CHECKPOINT
     payload = None
     if checkpoint.exists():
         if not resume:
             raise RunError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it or choose "
                            f"another --out")
-        payload = load_checkpoint(checkpoint)
-        saved = TrainConfig.from_dict(payload["config"])
+        payload = load_checkpoint(checkpoint, resuming=True)
+        try:
+            saved = TrainConfig.from_dict(payload["config"])
+        except PAYLOAD_ERRORS as error:
+            raise restore_failure(checkpoint, "config", error) from None
         _check_unchanged(config, saved)
         config = replace(saved, out=config.out, steps=config.steps, device=config.device, progress=config.progress)
+    elif resume:
+        raise RunError(f"--resume: {out} holds no {CHECKPOINT}; drop --resume to start a new run")
     if shards.main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        except OSError as error:
+            raise RunError(f"--out {out}: cannot write the run's folder ({one_line(error)})") from None
     return Run(config, payload, shards)
 
 
@@ -256,7 +351,7 @@ def main(argv=None) -> int:
         shards = shards_from_environment(config.device)
         out = train(config, resume=args.resume, shards=shards)
     except (DataError, RunError, InceptionWeightsError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -137,6 +137,8 @@ def test_npz_non_square_is_center_cropped(tmp_path):
     ({"images": np.zeros((2, 4, 4, 5), np.uint8)}, ("(2, 4, 4, 5)",)),
     ({"images": np.zeros((2, 4, 4), np.int32)}, ("int32", "uint8")),
     ({"images": np.zeros((0, 4, 4), np.uint8)}, ("no images",)),
+    ({"images": np.zeros((10, 0, 0), np.uint8)}, ("(10, 0, 0)", "empty (zero height or width)")),
+    ({"images": np.zeros((10, 4, 0, 3), np.float32)}, ("(10, 4, 0, 3)", "empty (zero height or width)")),
 ])
 def test_npz_errors(tmp_path, arrays, fragments):
     spec = save(tmp_path, "bad.npz", **arrays)
@@ -153,6 +155,26 @@ def test_npz_missing_or_unreadable(tmp_path):
     with pytest.raises(DataError) as error:
         load_dataset(f"npz:{tmp_path / 'junk.npz'}")
     assert_one_line(error, "junk.npz")
+
+
+def test_npz_not_numpy_or_an_object_array(tmp_path):
+    """numpy reads any file without its header as a pickle and blames "pickled data": say what it is instead,
+    and never suggest allowing pickles."""
+    for name in ("text.npz", "text.npy"):
+        (tmp_path / name).write_text("1 2 3\n4 5 6\n")
+        with pytest.raises(DataError) as error:
+            load_dataset(f"npz:{tmp_path / name}")
+        assert_one_line(error, str(tmp_path / name), "not a .npz or .npy file (neither a zip archive nor a "
+                                                     "NumPy header)")
+        assert "pickle" not in str(error.value)
+    np.save(tmp_path / "objects.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", images=np.array([[1, "a"]], dtype=object))
+    for name in ("objects.npy", "objects.npz"):
+        with pytest.raises(DataError) as error:
+            load_dataset(f"npz:{tmp_path / name}")
+        assert_one_line(error, str(tmp_path / name), "object array, which is refused: loading it would run "
+                                                     "pickled code")
+        assert "allow_pickle" not in str(error.value)
 
 
 # ---- folder of images --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`python -m fastmmd.kid REAL FAKE`: files in, one line out; bad files give a one-line error, no traceback."""
+"""`python -m fastmmd.kid REAL FAKE`: files in, one line out; bad files and bad options give a one-line error
+and exit status 2, no traceback."""
 from __future__ import annotations
 
 import os
@@ -67,7 +68,7 @@ def test_tf_gan_mode_and_float64(files, capsys):
 def test_the_first_array_of_an_npz_by_default(files, capsys):
     tmp, _, _ = files
     code, _, err = run([tmp / "real.npy", tmp / "fake.npz", "--exact"], capsys)  # "logits": (90, 3)
-    assert code == 1
+    assert code == 2
     assert err == ("python -m fastmmd.kid: error: REAL and FAKE must have the same number of features; "
                    "got REAL (120, 16) and FAKE (90, 3)\n")
 
@@ -77,11 +78,16 @@ def _write_bad_files(tmp):
     (tmp / "garbage.npy").write_bytes(b"not an array")
     (tmp / "empty.npy").write_bytes(b"")
     (tmp / "feats.txt").write_text("1 2 3")
+    (tmp / "text.npy").write_text("1 2 3\n4 5 6\n")
+    (tmp / "text.npz").write_text("1 2 3\n4 5 6\n")
+    with open(tmp / "npy.npz", "wb") as f:  # a .npy file named .npz
+        np.save(f, np.zeros((5, 2), np.float32))
     np.save(tmp / "vector.npy", np.zeros(5))
     np.save(tmp / "ints.npy", np.zeros((5, 2), np.int64))
     np.save(tmp / "objects.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
     np.save(tmp / "nan.npy", np.full((100, 16), np.nan, np.float32))
     np.savez(tmp / "none.npz")
+    np.savez(tmp / "objects.npz", feats=np.array([[1, "a"]], dtype=object))
 
 
 @pytest.mark.parametrize("fake,extra,message", [
@@ -89,9 +95,15 @@ def _write_bad_files(tmp):
                    "available yet (the gan package will provide the Inception feature extractor)"),
     ("missing.npy", [], "FAKE ({tmp}/missing.npy) does not exist"),
     ("feats.txt", [], "FAKE ({tmp}/feats.txt) must be a .npy or .npz file of features (n, d)"),
-    ("garbage.npy", [], "FAKE ({tmp}/garbage.npy) is not a readable .npy file"),
-    ("empty.npy", [], "FAKE ({tmp}/empty.npy) is not a readable .npy file"),
-    ("objects.npy", [], "FAKE ({tmp}/objects.npy) is not a readable .npy file"),
+    ("garbage.npy", [], "FAKE ({tmp}/garbage.npy) is not a .npy file (no NumPy header)"),
+    ("text.npy", [], "FAKE ({tmp}/text.npy) is not a .npy file (no NumPy header)"),
+    ("text.npz", [], "FAKE ({tmp}/text.npz) is not a .npz file (not a zip archive)"),
+    ("npy.npz", [], "FAKE ({tmp}/npy.npz) is not a .npz file (not a zip archive)"),
+    ("empty.npy", [], "FAKE ({tmp}/empty.npy) is empty"),
+    ("objects.npy", [], "FAKE ({tmp}/objects.npy) holds an object array, which is refused: loading it would "
+                        "run pickled code; save the features as a float array"),
+    ("objects.npz", [], "FAKE ({tmp}/objects.npz): array 'feats' is an object array, which is refused: "
+                        "loading it would run pickled code"),
     ("vector.npy", [], "FAKE ({tmp}/vector.npy) must hold a 2-D array (n, d) of features; got shape (5,)"),
     ("ints.npy", [], "FAKE ({tmp}/ints.npy) must hold floating-point features; got dtype int64"),
     ("none.npz", [], "FAKE ({tmp}/none.npz) holds no arrays"),
@@ -100,13 +112,14 @@ def _write_bad_files(tmp):
     ("nan.npy", [], "FAKE must be finite; row 0 holds NaN or inf"),
     ("only.npz", ["--subsets", 0], "subsets must be a positive integer"),
 ])  # fmt: skip
-def test_bad_input_gives_one_line_and_status_1(files, capsys, fake, extra, message):
+def test_bad_input_gives_one_line_and_status_2(files, capsys, fake, extra, message):
     tmp, _, _ = files
     _write_bad_files(tmp)
     code, out, err = run([tmp / "real.npy", tmp / fake, *extra], capsys)
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err.startswith("python -m fastmmd.kid: error: ") and err.count("\n") == 1
     assert message.format(tmp=tmp) in err
+    assert "allow_pickle" not in err and "pickled data" not in err
 
 
 def test_bad_options_exit_with_status_2(files, capsys):
@@ -114,7 +127,9 @@ def test_bad_options_exit_with_status_2(files, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main([str(tmp / "real.npy"), str(tmp / "only.npz"), "--mode", "inception"])
     assert info.value.code == 2
-    assert "invalid choice: 'inception'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("python -m fastmmd.kid: error: argument --mode: invalid choice: 'inception'")
+    assert err.count("\n") == 1
 
 
 def test_the_module_runs_as_a_program_without_tracebacks(files):
@@ -126,7 +141,7 @@ def test_the_module_runs_as_a_program_without_tracebacks(files):
     assert ok.stdout == expected_line(kid(real, fake, subsets=None), 120, 90, 16)
     bad = subprocess.run([sys.executable, "-m", "fastmmd.kid", tmp / "real.npy", tmp],
                          capture_output=True, text=True, env=env, cwd=tmp)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 
 def test_the_imported_module_is_still_callable_as_the_function(files):

@@ -2,18 +2,22 @@
 same losses with the materialised reference backend as with the fused one (a convergence test)."""
 from __future__ import annotations
 
+import copy
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gan.config import build_parser
 from gan.run_files import read_metrics
 from gan.train import CHECKPOINT, main
+
+from cli_errors import assert_one_line_error, assert_parser_refuses
 
 TINY = ["--width", "4", "--batch-size", "16", "--eval-samples", "40", "--eval-real", "60", "--no-progress"]
 
@@ -29,6 +33,33 @@ def _parameters(out: Path):
 
 def _records_without_time(out: Path):
     return [{k: v for k, v in r.items() if k != "elapsed"} for r in read_metrics(out / "metrics.jsonl")]
+
+
+def bad_checkpoints(good: Path, folder: Path):
+    """{name: path} of checkpoints gan.train and gan.evaluate must refuse with a one-line RunError: damaged
+    files, a torch file without the entries, and payloads with nested entries missing or malformed."""
+    folder.mkdir()
+    data = good.read_bytes()
+    payload = torch.load(good, weights_only=True)
+    written = {}
+
+    def payload_without(name, edit):
+        changed = copy.deepcopy(payload)
+        edit(changed)
+        torch.save(changed, folder / name)
+
+    (folder / "truncated.pt").write_bytes(data[:len(data) // 2])
+    (folder / "empty.pt").write_bytes(b"")
+    (folder / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folder / "text.pt").write_text("not a checkpoint\n")
+    torch.save({"format": 2}, folder / "no_keys.pt")
+    payload_without("no_generator.pt", lambda p: p["trainer"].pop("generator"))
+    payload_without("no_step.pt", lambda p: p["trainer"].pop("step"))
+    payload_without("foreign_generator.pt", lambda p: p["trainer"].update(generator={"w": torch.zeros(2)}))
+    payload_without("no_networks.pt", lambda p: p.pop("networks"))
+    for path in sorted(folder.iterdir()):
+        written[path.stem] = path
+    return written
 
 
 def _assert_same_run(a: Path, b: Path):
@@ -157,3 +188,75 @@ def test_learning_rate_adaptation_logs_its_tests(tmp_path, gan_cache):
     assert all(0 <= r["lr_test_p"] <= 1 and r["lr_decayed"] in (0, 1) for r in tested)
     payload = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert len(payload["adapter"]["history"]) == 10
+
+
+def test_a_bad_checkpoint_on_resume_is_one_line_and_exit_status_2(tmp_path, gan_cache, capsys):
+    run = tmp_path / "run"
+    assert _run(run, "--steps", "1", "--critic-steps", "1") == 0
+    capsys.readouterr()
+    good = run / CHECKPOINT
+    payload = torch.load(good, weights_only=True)
+    cases = bad_checkpoints(good, tmp_path / "bad")
+    for name, edit in [("no_critic_optimizer", lambda p: p["trainer"].pop("critic_optimizer")),
+                       ("no_metrics_bytes", lambda p: p.pop("metrics_bytes")),
+                       ("bad_averages", lambda p: p["trainer"].update(averages={})),
+                       ("bad_optimizer", lambda p: p["trainer"].update(critic_optimizer={"lr": 1}))]:
+        changed = copy.deepcopy(payload)
+        edit(changed)
+        torch.save(changed, tmp_path / "bad" / f"{name}.pt")
+        cases[name] = tmp_path / "bad" / f"{name}.pt"
+    for name, source in cases.items():
+        out = tmp_path / name
+        out.mkdir()
+        (out / CHECKPOINT).write_bytes(source.read_bytes())
+        (out / "metrics.jsonl").write_bytes((run / "metrics.jsonl").read_bytes())
+        assert _run(out, "--steps", "2", "--resume") == 2, name
+        err = assert_one_line_error(capsys, str(out / CHECKPOINT), "gan.train checkpoint")
+        assert "weights_only=False" not in err and "weights_only` set to `False" not in err, err
+        assert (out / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes(), name
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys):
+    assert _run(tmp_path / "new", "--steps", "1", "--resume") == 2
+    assert_one_line_error(capsys, f"--resume: {tmp_path / 'new'} holds no {CHECKPOINT}; drop --resume")
+    assert not (tmp_path / "new").exists()
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert _run(tmp_path / "file", "--steps", "1") == 2
+    assert_one_line_error(capsys, f"--out {tmp_path / 'file'} is an existing file")
+    assert _run(tmp_path / "file" / "below", "--steps", "1") == 2
+    assert_one_line_error(capsys, f"--out {tmp_path / 'file' / 'below'}")
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--lr", "inf", "finite positive number"),
+    ("--lr", "nan", "finite positive number"),
+    ("--lr", "0", "finite positive number"),
+    ("--eval-samples", "3", "at least 4"),
+    ("--eval-real", "1", "at least 4"),
+    ("--steps", "ten", "integer"),
+    ("--seed", str(2 ** 70), "[0, 2**63 - 2]"),
+    ("--seed", "-1", "[0, 2**63 - 2]"),
+])  # fmt: skip
+def test_the_parser_refuses_bad_numbers_in_one_line(tmp_path, capsys, flag, value, fragment):
+    assert_parser_refuses(capsys, lambda: _run(tmp_path, flag, value), "gan.train", flag, fragment)
+    assert not list(tmp_path.iterdir())
+
+
+def test_too_few_real_images_for_kid_is_one_line(tmp_path, gan_cache, capsys):
+    np.savez(tmp_path / "three.npz", images=np.zeros((3, 8, 8), np.uint8))
+    assert _run(tmp_path / "run", "--dataset", f"npz:{tmp_path / 'three.npz'}", "--steps", "1") == 2
+    assert_one_line_error(capsys, "holds 3 images", "--eval-real", "at least 4")
+
+
+def test_a_training_failure_is_one_line(tmp_path, gan_cache, capsys, monkeypatch):
+    from gan.trainer import Trainer
+
+    def diverge(self):
+        raise FloatingPointError("the smmd loss became nan at generator step 1;\nlower --lr")
+
+    monkeypatch.setattr(Trainer, "step", diverge)
+    assert _run(tmp_path, "--steps", "2", "--critic-steps", "1") == 2
+    assert_one_line_error(capsys, "error: the smmd loss became nan at generator step 1; lower --lr")
