@@ -106,7 +106,7 @@ def naive_subsets(x: torch.Tensor, y: torch.Tensor, subsets: int, size: int):
 
 def _fastmmd_kid(exact: bool) -> Callable:
     def run(x: torch.Tensor, y: torch.Tensor, case: KidCase):
-        from fastmmd.ops.kid import kid
+        from fastmmd.statistics.kid import kid
 
         if exact:
             return kid(x, y, subsets=None)

@@ -96,8 +96,8 @@ def loop_test(x: torch.Tensor, y: torch.Tensor, case: PermutationCase) -> torch.
 
 
 def gram_test(x: torch.Tensor, y: torch.Tensor, case: PermutationCase) -> torch.Tensor:
-    """The statistics of fastmmd._permutation_statistics with K(Z, Z) materialised (N², float32)."""
-    from fastmmd._permutation_statistics import (
+    """The statistics of fastmmd.formulas.permutations with K(Z, Z) materialised (N², float32)."""
+    from fastmmd.formulas.permutations import (
         label_weights,
         observed_labels,
         permutation_labels,
@@ -118,7 +118,7 @@ def gram_test(x: torch.Tensor, y: torch.Tensor, case: PermutationCase) -> torch.
 
 
 def fused_test(x: torch.Tensor, y: torch.Tensor, case: PermutationCase):
-    from fastmmd.ops.mmd_test import mmd_test
+    from fastmmd.statistics.mmd_test import mmd_test
 
     return mmd_test(x, y, _kernel(case), permutations=case.permutations).p_value
 

@@ -11,9 +11,10 @@ wall time, the speed-up over P = 1, the pairs per second, and per rank the shard
 the call added (CPU: the peak RSS sampled during the call minus the RSS before it, with glibc's mmap
 threshold fixed at 1 MiB so that freed buffers leave the RSS; GPU: torch.cuda.max_memory_allocated
 beyond the shard). With P = 1 it also times the single-process op (fastmmd.kid / fastmmd.mmd2), for the cost
-of the ring's bookkeeping, and on a CPU the same op with --single-threads threads (all cores by default). Rows are appended to bench/results/distributed_<device>.csv with the machine,
-commit and date. On a CPU with fewer cores than P × threads the processes share cores: those times measure
-oversubscription, not scaling, and are marked so.
+of the ring's bookkeeping, and on a CPU the same op with --single-threads threads (all cores by default).
+Rows are appended to bench/results/distributed_<device>.csv with the machine, commit and date. On a CPU with
+fewer cores than P × threads the processes share cores: those times measure oversubscription, not scaling,
+and are marked so.
 """
 from __future__ import annotations
 
@@ -158,8 +159,8 @@ def _launch(args, world: int, result: Path) -> List[Dict]:
         env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world),
                "-m", "bench.distributed_scaling", "--worker", "--result", str(result), "--op", args.op,
-               "--rows", str(args.rows), "--features", str(args.features), "--device", args.device, "--threads", str(args.threads),
-               "--single-threads", str(args.single_threads)]
+               "--rows", str(args.rows), "--features", str(args.features), "--device", args.device,
+               "--threads", str(args.threads), "--single-threads", str(args.single_threads)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{world} ranks failed:\n{done.stderr[-4000:]}")
@@ -175,7 +176,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.distributed_scaling", description=__doc__.split("\n")[0])
     parser.add_argument("--op", choices=OPS, default="kid", help="kid: exact KID and its std (polynomial "
                         "kernel); mmd2-grad: unbiased MMD² of a 3-Gaussian mixture, forward + backward")
-    parser.add_argument("--rows", type=int, default=16000, help="N = M, rows of x and of y in all (split over the ranks)")
+    parser.add_argument("--rows", type=int, default=16000,
+                        help="N = M, rows of x and of y in all (split over the ranks)")
     parser.add_argument("--features", type=int, default=2048, help="d")
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 4], help="numbers of ranks to run")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
@@ -219,7 +221,8 @@ def main(argv=None) -> int:
             added = max(r["added_mb"] for r in ranks)
             print(f"{world:5d} | {seconds:6.2f} | {speedup:8.2f} | {_pairs(args.op, args.rows) / seconds:.3g} | "
                   f"{shard:13.1f} | {added:19.1f} | {note}")
-            rows.append({"op": args.op, "n": args.rows, "d": args.features, "ranks": world, "threads_per_rank": args.threads,
+            rows.append({"op": args.op, "n": args.rows, "d": args.features, "ranks": world,
+                         "threads_per_rank": args.threads,
                          "time_s": round(seconds, 4), "speedup": round(speedup, 3), "shard_mb": round(shard, 1),
                          "added_mb": round(added, 1), "oversubscribed": oversubscribed,
                          "single_process_s": ranks[0]["single_s"],

@@ -204,7 +204,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the run (default: the machine's)")
     parser.add_argument("--csv", type=Path, help="CSV to append to (default: bench/results/<op>_<device>.csv)")
     parser.add_argument("--from-json", type=Path,
-                        help="convert this JSON (from bench/bench_<op>.py) instead of running; its suite and device are used")
+                        help="convert this JSON (from bench/bench_<op>.py) instead of running; its suite and device "
+                             "are used")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     args.suite = args.suite or "full"

@@ -86,7 +86,7 @@ def roofline(say) -> float:
 def bf16_copies_forward(x, y, kernel) -> Callable[[], torch.Tensor]:
     """The bf16 forward's three pair sums with the kernels reading bf16 copies of x and y."""
     from fastmmd.backends._triton import launch
-    from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
+    from fastmmd.kernels import SHIFT_INVARIANT_MMD_FAMILIES
 
     prep = launch.prepare(x, y, kernel.terms(x.shape[1]).ravel().tolist(), "bf16", SHIFT_INVARIANT_MMD_FAMILIES)
     xb, yb = x.bfloat16(), y.bfloat16()
@@ -120,7 +120,9 @@ def run_shape(name: str, roof: float, say) -> None:
     for precision in ("tf32", "bf16", "highest"):
         for descriptors in (False, True):
             with tma(descriptors):
-                call = lambda: fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision)  # noqa: E731
+                def call(precision=precision):
+                    return fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision)
+
                 started = time.perf_counter()
                 value = float(call())
                 first_s = time.perf_counter() - started
@@ -135,7 +137,7 @@ def run_shape(name: str, roof: float, say) -> None:
         say(f"fwd bf16 from bf16 copies of the inputs: {ms:.2f} ms")
     xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
     for precision, descriptors in (("tf32", False), ("tf32", True), ("bf16", False)):
-        def step():
+        def step(precision=precision):
             fastmmd.mmd2(xg, yg, kernel, backend="triton", precision=precision).backward()
 
         with tma(descriptors):

@@ -22,6 +22,9 @@ enum Family : int {
   POLYNOMIAL = 6,
 };
 constexpr int kNumFamilies = 7;
+// The largest polynomial degree the epilogue unrolls (fastmmd.kernels.MAX_COMPILED_DEGREE; a test checks
+// that the two agree through fastmmd._C.MAX_POLYNOMIAL_DEGREE).
+constexpr int kMaxPolynomialDegree = 64;
 
 struct Term {
   int family;

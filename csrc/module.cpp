@@ -33,8 +33,9 @@ KernelSpec parse_terms(const py::array& terms_obj) {
       if (!std::isfinite(t(r, q)))
         throw py::value_error("terms: kernel parameters must be finite (row " + std::to_string(r) + ")");
     if (term.family == fastmmd::POLYNOMIAL &&
-        (term.p3 != std::floor(term.p3) || term.p3 < 1 || term.p3 > 64))
-      throw py::value_error("terms: polynomial degree must be an integer in [1, 64]");
+        (term.p3 != std::floor(term.p3) || term.p3 < 1 || term.p3 > fastmmd::kMaxPolynomialDegree))
+      throw py::value_error("terms: polynomial degree must be an integer in [1, " +
+                            std::to_string(fastmmd::kMaxPolynomialDegree) + "]");
     out.push_back(term);
   }
   return KernelSpec(std::move(out));
@@ -207,4 +208,5 @@ PYBIND11_MODULE(_C, m) {
   m.attr("ENERGY") = int(fastmmd::ENERGY);
   m.attr("LINEAR") = int(fastmmd::LINEAR);
   m.attr("POLYNOMIAL") = int(fastmmd::POLYNOMIAL);
+  m.attr("MAX_POLYNOMIAL_DEGREE") = fastmmd::kMaxPolynomialDegree;
 }

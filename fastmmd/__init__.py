@@ -3,9 +3,10 @@
     >>> import fastmmd
     >>> fastmmd.mmd2(x, y, kernel=fastmmd.Gaussian(bandwidth=[2, 5, 10]), estimator="unbiased")
 
-`python -m fastmmd.info` shows which backends can run here.
+`python -m fastmmd.cli.info` shows which backends can run here.
 """
 from fastmmd.backends import backend_statuses
+from fastmmd.formulas.kid_subsets import kid_subsets
 from fastmmd.kernels import (
     Energy,
     Gaussian,
@@ -18,16 +19,15 @@ from fastmmd.kernels import (
     RationalQuadratic,
     get_kernel,
 )
-from fastmmd._kid_subsets import kid_subsets
 from fastmmd.ops.kernel_matmul import kernel_matmul
-from fastmmd.ops.kid import KIDResult, kid
-from fastmmd.ops.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
-from fastmmd.ops.median_bandwidth import median_bandwidth
-from fastmmd.ops.mmd2_and_variance import MMDVariance, mmd2_and_variance
-from fastmmd.ops.relative_mmd_test import RelativeTestResult, relative_mmd_test
+from fastmmd.ops.mmd2 import mmd2
 from fastmmd.ops.smmd import jacobian_sqnorm, smmd2, smmd_scale
 from fastmmd.ops.witness import witness
-from fastmmd.ops.mmd2 import mmd2
+from fastmmd.statistics.kid import KIDResult, kid
+from fastmmd.statistics.median_bandwidth import median_bandwidth
+from fastmmd.statistics.mmd2_and_variance import MMDVariance, mmd2_and_variance
+from fastmmd.statistics.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
+from fastmmd.statistics.relative_mmd_test import RelativeTestResult, relative_mmd_test
 
 __version__ = "0.1.0"
 

@@ -1,1 +1,1 @@
-"""gan: Scaled-MMD GANs and their baselines, trained with fastmmd's fused losses (REFERENCES.md §3–§9)."""
+"""gan: Scaled-MMD GANs and their baselines, trained with fastmmd's fused losses (docs/smmd.md, docs/gan_recipes.md)."""

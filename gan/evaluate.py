@@ -27,8 +27,15 @@ from gan.embedding import Embedding
 from gan.evaluation import embed_generator, embed_images, feature_network
 from gan.image_metrics import fid, inception_score
 from gan.networks import NetworkConfig, build_generator, sample_noise
-from gan.train import (CHECKPOINT_FORMAT, PAYLOAD_ERRORS, RunError, load_checkpoint, one_line,
-                       resolve_device, restore_failure)
+from gan.train import (
+    CHECKPOINT_FORMAT,
+    PAYLOAD_ERRORS,
+    RunError,
+    load_checkpoint,
+    one_line,
+    resolve_device,
+    restore_failure,
+)
 
 __all__ = ["evaluate_checkpoint", "main"]
 

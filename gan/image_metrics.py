@@ -3,7 +3,7 @@
 - FID (Heusel et al. 2017): the Fréchet distance between Gaussians fitted to two sets of pool3 features,
   ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}, with sample means and unbiased (N − 1) covariances as in
   TTUR, pytorch-fid (np.cov) and torch-fidelity. Strongly biased for small N: compare values only at equal N
-  (KID, fastmmd.kid, is the unbiased alternative; REFERENCES.md §5).
+  (KID, fastmmd.kid, is the unbiased alternative; docs/kid.md).
 - Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) ‖ p(y))), averaged over splits, as in the original
   improved-gan code and torch-fidelity.
 Everything is computed in float64; no scipy.

@@ -1,4 +1,4 @@
-"""The FID Inception network (REFERENCES.md §5): pool3 features for KID and FID, logits for the Inception Score.
+"""The FID Inception network (docs/kid.md): pool3 features for KID and FID, logits for the Inception Score.
 
 This is the network pytorch-fid builds in `fid_inception_v3` and torch-fidelity in its
 `FeatureExtractorInceptionV3`: the TensorFlow graph inception-2015-12-05 that the original FID (TTUR) and IS

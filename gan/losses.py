@@ -90,8 +90,6 @@ def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real, fake, 
 class GANLoss:
     """Base: critic_loss and generator_loss return (loss, logs of floats)."""
 
-    name = ""
-
     def critic_loss(self, critic, real, fake, ctx: LossContext) -> Losses:
         raise NotImplementedError
 
@@ -102,8 +100,6 @@ class GANLoss:
 class SMMDLoss(GANLoss):
     """Scaled MMD²: the critic maximises SMMD²(φ(fake), φ(real)), the generator minimises it (the scale
     depends on the real batch only, so it is a constant for the generator)."""
-
-    name = "smmd"
 
     def critic_loss(self, critic, real, fake, ctx):
         value = ctx.ops.smmd2(critic, real, fake.detach(), kernel=ctx.kernel, backend=ctx.backend,
@@ -125,8 +121,6 @@ class MMDLoss(GANLoss):
     """MMD²_u(φ(fake), φ(real)) with the critic's constraint left to weight clipping (MMD-GAN, Li et al.
     2017) or, with a penalty weight, to MMD-GP's penalty on the witness gradient, optionally with the L2
     penalty on the critic's layers (Bińkowski et al. 2018; gan.layer_penalty)."""
-
-    name = "mmd"
 
     def critic_loss(self, critic, real, fake, ctx):
         fake = fake.detach()
@@ -168,8 +162,6 @@ class MMDLoss(GANLoss):
 class WassersteinLoss(GANLoss):
     """WGAN: the critic maximises E[D(real)] − E[D(fake)] (weight clipping, or WGAN-GP's penalty)."""
 
-    name = "wgan"
-
     def critic_loss(self, critic, real, fake, ctx):
         fake = fake.detach()
         distance = critic(real).mean() - critic(fake).mean()
@@ -188,8 +180,6 @@ class WassersteinLoss(GANLoss):
 
 class HingeLoss(GANLoss):
     """SN-GAN's hinge loss: critic E[relu(1 − D(real))] + E[relu(1 + D(fake))], generator −E[D(fake)]."""
-
-    name = "hinge"
 
     def critic_loss(self, critic, real, fake, ctx):
         loss = F.relu(1 - critic(real)).mean() + F.relu(1 + critic(fake.detach())).mean()
@@ -237,7 +227,6 @@ class FGANLoss(GANLoss):
         if divergence not in FGAN_DIVERGENCES:
             raise ValueError(f"divergence must be one of {tuple(FGAN_DIVERGENCES)}; got {divergence!r}")
         self.divergence = divergence
-        self.name = f"fgan-{divergence}"
         self._terms = FGAN_DIVERGENCES[divergence]
 
     def critic_loss(self, critic, real, fake, ctx):

@@ -292,7 +292,8 @@ def _check_unchanged(given: TrainConfig, saved: TrainConfig) -> None:
     a resumed run keeps its settings."""
     default = TrainConfig()
     changed = [f.name for f in fields(TrainConfig) if f.name not in RESUMABLE
-               and getattr(given, f.name) != getattr(saved, f.name) and getattr(given, f.name) != getattr(default, f.name)]
+               and getattr(given, f.name) != getattr(saved, f.name)
+               and getattr(given, f.name) != getattr(default, f.name)]
     if changed:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise RunError(f"--resume continues the run with its own settings, but {flags} differ from its checkpoint's")

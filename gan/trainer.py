@@ -11,8 +11,8 @@ import torch
 
 from gan.config import TrainConfig
 from gan.data import ImageData
-from gan.losses import LossContext, get_loss
 from gan.global_batch_norm import globalize_batch_norm
+from gan.losses import LossContext, get_loss
 from gan.networks import NetworkConfig, build_critic, build_generator, sample_noise
 from gan.recipes import SCALE_FORMS, recipe_for
 from gan.sharding import SINGLE, Shards

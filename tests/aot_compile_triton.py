@@ -7,7 +7,6 @@ kernel variant and exits 1 if any fails to compile or asks for more shared memor
 """
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 

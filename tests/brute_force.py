@@ -1,7 +1,7 @@
 """Independent float64 brute-force MMD² (numpy and plain Python; does not import fastmmd).
 
 A kernel is described here by a list of ``Term``s, each a weighted summand of one family, with the
-formulas of REFERENCES.md §2 written out directly (explicit differences ``a - b``, never the
+formulas of docs/kernels.md written out directly (explicit differences ``a - b``, never the
 ‖a‖² + ‖b‖² − 2aᵀb expansion).  The tests build the fastmmd kernel and the matching ``Term`` list
 from the same case description, so the truth here never depends on the code under test.
 
@@ -80,7 +80,7 @@ def k_scalar(terms, a, b) -> float:
 
 
 def mmd2_loops(terms, x, y, estimator: str) -> float:
-    """MMD² straight from the estimator formulas (REFERENCES.md §1), pair by pair, true diagonal."""
+    """MMD² straight from the estimator formulas (docs/mmd.md), pair by pair, true diagonal."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, m = len(x), len(y)

@@ -11,8 +11,18 @@ import torch
 import torch.multiprocessing as mp
 
 import fastmmd
-from distributed_workers import (ESTIMATORS, KERNELS, SMMD_FORMS, global_samples, make_kernel, mixed_scale_shards,
-                                 run_cases, shard, small_critic)
+from distributed_workers import (
+    ESTIMATORS,
+    KERNELS,
+    SMMD_FORMS,
+    global_samples,
+    make_kernel,
+    mixed_scale_shards,
+    run_cases,
+    shard,
+    small_critic,
+)
+from tolerances import FLOAT32_ATOL, FLOAT32_SUM_RTOL
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
 
@@ -69,7 +79,7 @@ def test_float32_and_numpy_shards(ranks):
     expected = float(fastmmd.mmd2(x, y, kernel=make_kernel("gaussian_mix")))
     for out in results:
         assert out["mmd2/float32"].dtype == torch.float32
-        assert float(out["mmd2/float32"]) == pytest.approx(expected, abs=1e-6)
+        assert float(out["mmd2/float32"]) == pytest.approx(expected, abs=FLOAT32_ATOL)
         assert out["mmd2/numpy"] == pytest.approx(float(fastmmd.mmd2(x, y)), rel=RTOL)
 
 
@@ -137,7 +147,7 @@ def test_a_nan_on_one_rank_is_nan_on_every_rank_and_the_frame_is_shared(ranks):
     expected = fastmmd.mmd2(big_x, big_y, kernel=fastmmd.Gaussian(bandwidth=1e20))
     for out in results:
         assert torch.isnan(out["nan/mmd2"]) and torch.isnan(out["nan/variance"]).all()
-        assert float(out["frame/mmd2"]) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+        assert float(out["frame/mmd2"]) == pytest.approx(float(expected), rel=FLOAT32_SUM_RTOL, abs=FLOAT32_ATOL)
 
 
 def test_needs_an_initialised_process_group():

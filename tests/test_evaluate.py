@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from cli_errors import assert_one_line_error, assert_parser_refuses
 from gan.evaluate import main as evaluate
 from gan.train import main as train
-from cli_errors import assert_one_line_error, assert_parser_refuses
 from test_train import bad_checkpoints
 
 

@@ -87,7 +87,10 @@ def test_the_reference_scale_is_ten_jacobian_norms_in_unit_interval_pixels():
     """1 / (1 + 10·E‖J₀₁‖²) of the critic on [0, 1] images equals the recipe's scale on [−1, 1] images."""
     critic, (real, _) = _critic(1), _batches()
     real = real.tanh()  # images in [−1, 1]
-    critic_01 = lambda x01: critic(2 * x01 - 1)  # the same critic function, on [0, 1] pixels
+
+    def critic_01(x01):  # the same critic function, on [0, 1] pixels
+        return critic(2 * x01 - 1)
+
     x01 = ((real + 1) / 2).requires_grad_(True)
     (jac,) = torch.autograd.grad(critic_01(x01).sum(), x01)  # one output: J₀₁ is the gradient
     expected = 1.0 / (1.0 + 10.0 * jac.flatten(1).pow(2).sum(1).mean())

@@ -10,11 +10,11 @@ import torch
 
 import fastmmd
 from brute_force import Term, gram, weighted_sum_and_grad
+from cases import CASE_BY_NAME, CASES
 from conftest import sample_xy
 from fastmmd.backends import get_backend
 from fastmmd.ops.kernel_matmul import kernel_matmul_fused, kernel_products
-from test_mmd2 import CASE_BY_NAME, CASES
-from tolerances import tolerance
+from tolerances import SAME_ARITHMETIC_ATOL, SAME_ARITHMETIC_RTOL, tolerance
 
 BACKENDS = ["cpu", "reference"]
 SHAPES = [(1, 2, 3), (37, 29, 3), (3, 97, 130), (97, 101, 5)]
@@ -113,7 +113,7 @@ def test_distance_kernels_differentiate_in_v_and_explain_the_points(case_name):
     out = fastmmd.kernel_matmul(a64, b64, v, case.make(3), backend="cpu")
     (gv,) = torch.autograd.grad(out.sum(), v)
     K = gram(case.terms(3), a64.numpy(), b64.numpy())
-    np.testing.assert_allclose(gv.numpy()[:, 0], K.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(gv.numpy()[:, 0], K.sum(0), rtol=SAME_ARITHMETIC_RTOL)
     a = a64.clone().requires_grad_(True)
     out = fastmmd.kernel_matmul(a, b64, v.detach(), case.make(3), backend="cpu")
     with pytest.raises(ValueError, match=f"{case_name}.*smooth|smooth.*{case_name}|not"):
@@ -126,7 +126,7 @@ def test_vector_weights_and_numpy_in_numpy_out():
     out = fastmmd.kernel_matmul(a64.numpy(), b64.numpy(), v, "gaussian", backend="cpu")
     assert isinstance(out, np.ndarray) and out.shape == (9,)
     K = gram([Term("gaussian", 1.0, {"sigma": 1.0})], a64.numpy(), b64.numpy())  # "gaussian": bandwidth 1
-    np.testing.assert_allclose(out, K @ v, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out, K @ v, rtol=SAME_ARITHMETIC_RTOL, atol=SAME_ARITHMETIC_ATOL)
 
 
 def test_bitwise_independent_of_thread_count():

@@ -9,8 +9,6 @@ with d ≤ 3. Adding a backend to BACKENDS extends all of it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,8 +18,16 @@ from hypothesis import strategies as st
 
 import fastmmd
 from brute_force import Term, mmd2_loops, mmd2_terms
+from cases import CASE_BY_NAME, CASES, assert_grad_close, assert_value_close
 from conftest import sample_xy
-from tolerances import REFERENCE_VS_BRUTE_FORCE, PROPERTY_RTOL, tolerance
+from tolerances import (
+    GRADCHECK_ATOL,
+    GRADCHECK_RTOL,
+    PROPERTY_RTOL,
+    REFERENCE_VS_BRUTE_FORCE,
+    SAME_ARITHMETIC_RTOL,
+    tolerance,
+)
 
 # The fast backends under test; each is compared with backend="reference" in float64.
 # (The triton backend has its own matrix, on CUDA tensors or under the interpreter: tests/test_triton.py.)
@@ -31,90 +37,7 @@ ESTIMATORS = ["unbiased", "biased", "u-statistic", "linear"]
 EQUAL_SIZES = {"u-statistic", "linear"}
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Kernel cases: the fastmmd kernel and the brute-force terms built from the same numbers.
-
-
-@dataclass(frozen=True)
-class KernelCase:
-    name: str
-    make: Callable[[int], object]  # d -> fastmmd kernel (or name)
-    terms: Callable[[int], list]  # d -> brute-force Terms
-    characteristic: bool = False
-
-    def __repr__(self):
-        return self.name
-
-
-def _s(d):
-    """Bandwidth on the scale of the distances between points of N(0, I_d): |x - x'| ≈ sqrt(2d)."""
-    return math.sqrt(d)
-
-
-CASES = [
-    KernelCase(
-        "gaussian",
-        lambda d: fastmmd.Gaussian(bandwidth=_s(d)),
-        lambda d: [Term("gaussian", 1.0, {"sigma": _s(d)})],
-        characteristic=True,
-    ),
-    KernelCase(
-        "gaussian_mix",
-        lambda d: fastmmd.Gaussian(bandwidth=[0.5 * _s(d), _s(d), 2.0 * _s(d)]),
-        lambda d: [Term("gaussian", 1.0, {"sigma": f * _s(d)}) for f in (0.5, 1.0, 2.0)],
-        characteristic=True,
-    ),
-    KernelCase(
-        "rq_mix",
-        lambda d: fastmmd.RationalQuadratic(alpha=[0.5, 2.0], scale=_s(d)),
-        lambda d: [Term("rq", 1.0, {"alpha": a, "scale": _s(d)}) for a in (0.5, 2.0)],
-        characteristic=True,
-    ),
-    KernelCase(
-        "rq_1dot",  # mix_rq_1dot-like: the true diagonal is not constant
-        lambda d: fastmmd.RationalQuadratic(alpha=[0.2, 1.0, 5.0], scale=_s(d)) + fastmmd.Linear(),
-        lambda d: [Term("rq", 1.0, {"alpha": a, "scale": _s(d)}) for a in (0.2, 1.0, 5.0)] + [Term("linear")],
-    ),
-    KernelCase("linear", lambda d: fastmmd.Linear(), lambda d: [Term("linear")]),
-    KernelCase(
-        "polynomial",
-        lambda d: fastmmd.Polynomial(),
-        lambda d: [Term("polynomial", 1.0, {"degree": 3, "gamma": None, "coef0": 1.0})],
-    ),
-    KernelCase(
-        "polynomial_2",
-        lambda d: fastmmd.Polynomial(degree=2, gamma=0.5 / d, coef0=0.5),
-        lambda d: [Term("polynomial", 1.0, {"degree": 2, "gamma": 0.5 / d, "coef0": 0.5})],
-    ),
-    KernelCase(
-        "laplacian",
-        lambda d: fastmmd.Laplacian(bandwidth=1.5 * _s(d)),
-        lambda d: [Term("laplacian", 1.0, {"sigma": 1.5 * _s(d)})],
-        characteristic=True,
-    ),
-    KernelCase(
-        "imq",
-        lambda d: fastmmd.InverseMultiquadric(c=_s(d), beta=0.5),
-        lambda d: [Term("imq", 1.0, {"c": _s(d), "beta": 0.5})],
-        characteristic=True,
-    ),
-    KernelCase("energy", lambda d: fastmmd.Energy(), lambda d: [Term("energy")], characteristic=True),
-    KernelCase(
-        "weighted_sum",
-        lambda d: 0.5 * fastmmd.Gaussian(bandwidth=_s(d))
-        + 2.0 * fastmmd.Laplacian(bandwidth=2.0 * _s(d))
-        + fastmmd.InverseMultiquadric(c=_s(d), beta=1.5),
-        lambda d: [
-            Term("gaussian", 0.5, {"sigma": _s(d)}),
-            Term("laplacian", 2.0, {"sigma": 2.0 * _s(d)}),
-            Term("imq", 1.0, {"c": _s(d), "beta": 1.5}),
-        ],
-        characteristic=True,
-    ),
-]
-CASE_BY_NAME = {c.name: c for c in CASES}
-
-# The kernel names and what they stand for (fastmmd/kernels.py; MMD-GAN presets per REFERENCES.md §2).
+# The kernel names and what they stand for (fastmmd/kernels/; MMD-GAN presets per docs/kernels.md).
 _MIX_RQ = [Term("rq", 1.0, {"alpha": a, "scale": 1.0}) for a in (0.1, 1.0, 10.0)]
 NAMED = {
     "gaussian": [Term("gaussian", 1.0, {"sigma": 1.0})],
@@ -186,31 +109,6 @@ def value_and_grads(x, y, kernel, estimator, backend):
     return float(out.detach()), gx.double().cpu().numpy(), gy.double().cpu().numpy()
 
 
-def assert_value_close(actual, expected, scale, tol, what):
-    assert math.isfinite(scale)
-    if scale == 0.0:
-        # All three terms vanish (the energy kernel in d = 1 is 0 for points of opposite signs):
-        # kernel values are measured in units of 1.
-        scale = 1.0
-    err = abs(actual - expected)
-    assert math.isfinite(actual), f"{what}: non-finite result {actual!r}"
-    assert err <= tol * scale, (
-        f"{what}: |{actual!r} - {expected!r}| = {err:.3e} > {tol:.0e} * scale {scale:.3e} (relative {err / scale:.2e})"
-    )
-
-
-def assert_grad_close(actual, expected, scale, tol, what):
-    assert math.isfinite(scale)
-    assert np.all(np.isfinite(actual)), f"{what}: non-finite gradient entries"
-    if scale == 0.0:
-        # Every term's gradient vanishes identically (the energy kernel in d = 1, where
-        # ∇_a k = sign(a) - sign(a - b), on some samples): the per-pair gradients are O(1) unit vectors,
-        # so the error is measured in those units.
-        scale = 1.0
-    err = float(np.max(np.abs(actual - expected)))
-    assert err <= tol * scale, (
-        f"{what}: max |g - g_ref| = {err:.3e} > {tol:.0e} * scale {scale:.3e} (relative {err / scale:.2e})"
-    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -414,7 +312,7 @@ def test_non_contiguous_inputs(backend):
     expected = fastmmd.mmd2(x, y_strided.contiguous(), kernel=k, backend=backend)
     got = fastmmd.mmd2(xt, y_strided, kernel=k, backend=backend)
     assert not xt.is_contiguous() and not y_strided.is_contiguous()
-    assert torch.allclose(got, expected, rtol=1e-12, atol=0)
+    assert torch.allclose(got, expected, rtol=SAME_ARITHMETIC_RTOL, atol=0)
 
 
 @pytest.mark.cuda
@@ -446,7 +344,7 @@ def test_gradcheck(case, estimator, backend):
     y.requires_grad_(True)
     kernel = case.make(d)
     fn = lambda a, b: fastmmd.mmd2(a, b, kernel=kernel, estimator=estimator, backend=backend)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, y), eps=1e-6, atol=1e-8, rtol=1e-6)
+    assert torch.autograd.gradcheck(fn, (x, y), eps=1e-6, atol=GRADCHECK_ATOL, rtol=GRADCHECK_RTOL)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 from fastmmd.backends import get_backend
 from fastmmd.kernels import Gaussian, Linear, Polynomial
 from fastmmd.ops.mmd2 import mmd2
-from fastmmd.ops.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
+from fastmmd.statistics.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
+from tolerances import FLOAT64_ATOL, FLOAT64_GRADIENT_RTOL, FLOAT64_RTOL, SAME_ARITHMETIC_ATOL, SAME_ARITHMETIC_RTOL
 
 GAUSSIAN = Gaussian(bandwidth=1.5)
 # Not translation invariant and not constant on the diagonal: the biased form's diagonal term matters.
@@ -60,9 +61,9 @@ def test_the_test_statistic_and_null_samples_are_those_of_its_relabellings():
     x, y = samples(20, 26, 4, seed=1, shift=0.3)
     result = mmd_test(x, y, GAUSSIAN, permutations=50, seed=7)
     assert isinstance(result, TestResult)
-    assert result.statistic == pytest.approx(float(mmd2(x, y, GAUSSIAN, backend="reference")), rel=1e-10)
+    assert result.statistic == pytest.approx(float(mmd2(x, y, GAUSSIAN, backend="reference")), rel=FLOAT64_RTOL)
     want = mmd2_of_relabellings(x, y, permutation_labels(20, 26, 50, seed=7), GAUSSIAN)
-    np.testing.assert_allclose(result.null_samples, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(result.null_samples, want, rtol=SAME_ARITHMETIC_RTOL, atol=SAME_ARITHMETIC_ATOL)
     count = int((want >= result.statistic).sum())
     assert result.p_value == (1 + count) / 51
 
@@ -108,7 +109,7 @@ def test_relabellings_that_repeat_the_observed_split_are_ties(dtype):
     labels = permutation_labels(2, 2, 200, seed=1).numpy()
     exact = np.array([float(mmd2(pool[c], pool[~c], Linear(), backend="reference")) for c in labels.T])
     observed = float(mmd2(x.astype(np.float64), x.astype(np.float64), Linear(), backend="reference"))
-    ties = np.isclose(exact, observed, rtol=1e-12, atol=0)
+    ties = np.isclose(exact, observed, rtol=SAME_ARITHMETIC_RTOL, atol=0)
     assert 0 < ties.sum() < 200 and abs(observed) > 0.1
     assert result.p_value == (1 + (ties | (exact > observed)).sum()) / 201
 
@@ -135,7 +136,7 @@ def test_power_under_a_clear_shift():
 def test_biased_estimator_gives_the_same_decisions_as_its_own_statistic():
     x, y = samples(12, 9, 3, seed=4, shift=0.8)
     result = mmd_test(x, y, MIXED, permutations=40, estimator="biased")
-    assert result.statistic == pytest.approx(float(mmd2(x, y, MIXED, "biased", backend="reference")), rel=1e-10)
+    assert result.statistic == pytest.approx(float(mmd2(x, y, MIXED, "biased", backend="reference")), rel=FLOAT64_RTOL)
     assert result.p_value == pytest.approx((1 + (result.null_samples >= result.statistic).sum()) / 41)
 
 
@@ -171,7 +172,7 @@ def test_every_backend_with_kernel_matmul_agrees_with_the_reference(backend):
     x, y = samples(9, 14, 3, seed=8, shift=0.2)
     got = mmd_test(x, y, MIXED, permutations=20, backend=backend)
     ref = mmd_test(x, y, MIXED, permutations=20, backend="reference")
-    np.testing.assert_allclose(got.null_samples, ref.null_samples, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.null_samples, ref.null_samples, rtol=FLOAT64_GRADIENT_RTOL, atol=FLOAT64_ATOL)
     assert got.p_value == ref.p_value
 
 

@@ -6,6 +6,7 @@ import torch
 
 import fastmmd
 from conftest import sample_xy
+from tolerances import FLOAT64_RTOL, SAME_ARITHMETIC_ATOL, SAME_ARITHMETIC_RTOL
 
 KERNELS = {
     "gaussian_mix": fastmmd.Gaussian(bandwidth=[0.5, 1.0, 2.0]),
@@ -84,11 +85,11 @@ def test_compile_matches_eager(estimator):
     xc, yc = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
     eager = fn(xe, ye)
     compiled = torch.compile(fn)(xc, yc)
-    assert torch.allclose(compiled, eager, rtol=1e-12, atol=0)
+    assert torch.allclose(compiled, eager, rtol=SAME_ARITHMETIC_RTOL, atol=0)
     ge = torch.autograd.grad(eager, (xe, ye))
     gc = torch.autograd.grad(compiled, (xc, yc))
     for a, b in zip(gc, ge):
-        assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+        assert torch.allclose(a, b, rtol=FLOAT64_RTOL, atol=SAME_ARITHMETIC_ATOL)
 
 
 def test_compile_default_call_matches_eager():

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from cases import CASES
 from conftest import sample_xy
 from fastmmd.backends import get_backend
 from fastmmd.backends._triton import launch
-from test_mmd2 import CASES
+from tolerances import FLOAT64_GRADIENT_RTOL, FLOAT64_RTOL, SAME_ARITHMETIC_RTOL
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # (n, m, d): odd sizes; a block of one row.
@@ -39,10 +40,12 @@ def backend(request, monkeypatch):
 
 def _block(backend: str, a, b, kernel, symmetric: bool, exclude_diag: bool, need_grad: bool):
     device = DEVICE if backend == "triton" else "cpu"
-    total, grad_a, grad_b = get_backend(backend).pair_sum(a.to(device), b.to(device), kernel, symmetric,
-                                                          exclude_diag, need_grad, "highest", 1)
+    total, grad_a, grad_b = get_backend(backend).pair_sum(a.to(device), b.to(device), kernel.terms(a.shape[1]),
+                                                          symmetric, exclude_diag, need_grad, "highest", 1)
     assert total.dtype == torch.float64 and total.dim() == 0
-    as_np = (lambda g: None if g is None else g.double().cpu().numpy())
+    def as_np(g):
+        return None if g is None else g.double().cpu().numpy()
+
     return float(total), as_np(grad_a), as_np(grad_b)
 
 
@@ -74,7 +77,8 @@ def test_block_sum_and_gradients_match_reference(case, backend, layout, shape):
         if want is None:
             assert got is None
             continue
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10 * max(1.0, np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=FLOAT64_GRADIENT_RTOL,
+                                   atol=FLOAT64_RTOL * max(1.0, np.abs(want).max()))
 
 
 def test_value_only_has_no_gradients(backend):
@@ -82,4 +86,4 @@ def test_value_only_has_no_gradients(backend):
     kernel = CASES[0].make(3)
     total, grad_a, grad_b = _block(backend, a, b, kernel, False, False, need_grad=False)
     assert grad_a is None and grad_b is None
-    assert total == pytest.approx(_block("reference", a, b, kernel, False, False, False)[0], rel=1e-12)
+    assert total == pytest.approx(_block("reference", a, b, kernel, False, False, False)[0], rel=SAME_ARITHMETIC_RTOL)

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from cli_errors import assert_one_line_error, assert_parser_refuses
 from gan.config import build_parser
 from gan.run_files import read_metrics
 from gan.train import CHECKPOINT, main
-
-from cli_errors import assert_one_line_error, assert_parser_refuses
 
 TINY = ["--width", "4", "--batch-size", "16", "--eval-samples", "40", "--eval-real", "60", "--no-progress"]
 
@@ -108,17 +107,29 @@ def test_resuming_makes_exactly_the_uninterrupted_run(tmp_path, gan_cache, loss)
     _assert_same_run(tmp_path / "whole", tmp_path / "parts")
 
 
+def _metric_lines(out: Path) -> int:
+    path = out / "metrics.jsonl"
+    return len(read_metrics(path)) if path.exists() else 0
+
+
+def _wait_for(process: subprocess.Popen, ready) -> None:
+    """Wait until ready() holds for the files the training process writes, however slow the machine; fail
+    with its output if the process ends first (no timer: a slow runner only waits longer)."""
+    while not ready():
+        if process.poll() is not None:
+            output = process.stderr.read() if process.stderr is not None else ""
+            raise AssertionError(f"the training process ended (status {process.returncode}) before it wrote what "
+                                 f"the test waits for: {output[-2000:]}")
+        time.sleep(0.2)
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint_and_loses_nothing(tmp_path, gan_cache):
     flags = ["--eval-every", "1000", "--log-every", "1", "--checkpoint-every", "2", "--critic-steps", "1"]
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "gan.train", *TINY, "--out", str(killed), *flags,
-                                "--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if (killed / CHECKPOINT).exists() and len(read_metrics(killed / "metrics.jsonl")) >= 6:
-                break
-            time.sleep(0.2)
+        _wait_for(process, lambda: (killed / CHECKPOINT).exists() and _metric_lines(killed) >= 6)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
@@ -135,10 +146,7 @@ def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, gan_cache)
     process = subprocess.Popen([sys.executable, "-m", "gan.train", *TINY, "--out", str(out), "--eval-every",
                                 "1000", "--log-every", "1", "--checkpoint-every", "1000", "--critic-steps", "1",
                                 "--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(read_metrics(out / "metrics.jsonl")) < 4 \
-            if (out / "metrics.jsonl").exists() else time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for(process, lambda: _metric_lines(out) >= 4)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and "--resume" in stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.train import CHECKPOINT, main
 from gan.run_files import read_metrics
+from gan.train import CHECKPOINT, main
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
 

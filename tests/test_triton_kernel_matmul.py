@@ -15,12 +15,12 @@ import torch
 
 import fastmmd
 from brute_force import gram, weighted_sum_and_grad
+from cases import CASE_BY_NAME, CASES
 from conftest import sample_xy
 from fastmmd.backends import get_backend
 from fastmmd.backends._triton import configs, launch
 from fastmmd.ops.kernel_matmul import kernel_products
-from test_mmd2 import CASE_BY_NAME, CASES
-from tolerances import tolerance
+from tolerances import FLOAT64_ATOL, FLOAT64_GRADIENT_RTOL, tolerance
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float64, torch.float32]
@@ -241,4 +241,4 @@ def test_statistics_run_on_the_triton_products():
                                                                                     backend=backend)[:4]),
     }.items():
         fused, reference = run("triton").cpu(), run("reference").cpu()
-        assert torch.allclose(fused, reference, rtol=1e-9, atol=1e-12), name
+        assert torch.allclose(fused, reference, rtol=FLOAT64_GRADIENT_RTOL, atol=FLOAT64_ATOL), name

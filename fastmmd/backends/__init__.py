@@ -12,11 +12,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from fastmmd._validation import check_choice
 from fastmmd.backends._base import Backend, Capabilities
 from fastmmd.backends.cpu import CpuBackend
 from fastmmd.backends.reference import ReferenceBackend
 from fastmmd.backends.triton import TritonBackend
+from fastmmd.common.validation import check_choice
 from fastmmd.kernels import Kernel
 
 __all__ = [
@@ -87,7 +87,7 @@ def select_backend(
 
 
 def backend_statuses() -> List[BackendStatus]:
-    """Every registered backend with whether it can run here (for `python -m fastmmd.info`)."""
+    """Every registered backend with whether it can run here (for `python -m fastmmd.cli.info`)."""
     out = []
     for name, backend in BACKENDS.items():
         reason = backend.unavailable_reason()

@@ -27,11 +27,15 @@ class Capabilities:
 
 
 class Backend(abc.ABC):
-    """A way of computing the ops.
+    """A way of computing the ops: what it can run (`capabilities`, `kernel_reasons`, `op_reasons`), and four
+    passes with one signature on every backend. `terms` is the kernel's (T, 5) table (csrc/INTERFACE.md, a
+    float64 array or its flattened list); `precision` is the public name ("highest", "tf32", "bf16"),
+    `num_threads` the CPU threads (0: the default). A backend ignores what it has no use for (the CPU backend
+    runs only "highest"; the GPU one has no threads to set).
 
-    A fused backend (`fused = True`) computes MMD² and its gradients in one pass and is reached through
-    the `fastmmd::mmd2_fused` custom op (`mmd2_with_grads`); an unfused one (the reference) returns a
-    tensor that torch's autograd differentiates (`mmd2`).
+    A fused backend (`fused = True`) is reached through the custom ops `fastmmd::mmd2_fused` and
+    `fastmmd::kernel_matmul_fused`; the unfused reference backend is called directly, and its `mmd2` and
+    `kernel_matmul` results are torch graphs that autograd differentiates to any order.
     """
 
     name: ClassVar[str]
@@ -51,20 +55,32 @@ class Backend(abc.ABC):
         """Why this backend cannot evaluate `kernel` in dimension d (empty: it can)."""
         return []
 
-    def pair_stats(self, a: torch.Tensor, b: torch.Tensor, terms, symmetric: bool, exclude_diag: bool,
-                   precision: str, num_threads: int) -> Optional[tuple]:
-        """One fused pass giving (total, rows (n,), cols (m,) or None when symmetric, squares) of the block
-        K(a, b) (rows: Σ_j k(a_i, b_j); squares: Σ k²), float64 tensors / floats; None when this backend has
-        no such pass (callers then use two kernel_matmul products)."""
-        return None
+    @abc.abstractmethod
+    def mmd2_with_grads(self, x: torch.Tensor, y: torch.Tensor, terms, estimator: str, need_grad: bool,
+                        precision: str, num_threads: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(MMD², d MMD²/dx, d MMD²/dy) of x (n, d) and y (m, d) for a quadratic estimator: the value 0-dim in
+        x's dtype, the gradients in the inputs' dtypes, or empty (0,) tensors without need_grad."""
 
-    def pair_sum(self, a: torch.Tensor, b: torch.Tensor, kernel: Kernel, symmetric: bool, exclude_diag: bool,
+    @abc.abstractmethod
+    def pair_sum(self, a: torch.Tensor, b: torch.Tensor, terms, symmetric: bool, exclude_diag: bool,
                  need_grad: bool, precision: str, num_threads: int) -> tuple:
         """(S, dS/da, dS/db) of one block, S = Σ_{i,j} k(a_i, b_j) over the ordered pairs of a (n, d) and b (m, d)
-        (without i = j when exclude_diag, n = m): S a 0-dim float64 tensor on a's device, the gradients in a's
-        dtype, or None without need_grad. With `symmetric` (b is a) dS/da is the derivative through both
-        arguments and dS/db is None. The per-block primitive of fastmmd.distributed."""
-        raise NotImplementedError(f"backend {self.name!r} has no pair_sum")
+        (without i = j when exclude_diag, n = m): S a 0-dim float64 tensor, the gradients in a's dtype, or None
+        without need_grad. With `symmetric` (b is a) dS/da is the derivative through both arguments and dS/db
+        is None. The per-block primitive of fastmmd.distributed."""
+
+    @abc.abstractmethod
+    def pair_stats(self, a: torch.Tensor, b: torch.Tensor, terms, symmetric: bool, exclude_diag: bool,
+                   precision: str, num_threads: int) -> Optional[tuple]:
+        """One pass giving (total, rows (n,), cols (m,) or None when symmetric, squares) of the block K(a, b)
+        (rows: Σ_j k(a_i, b_j); squares: Σ k²), float64; None when this backend has no such pass (callers then
+        take two kernel_matmul products)."""
+
+    @abc.abstractmethod
+    def kernel_matmul(self, a: torch.Tensor, b: torch.Tensor, v: torch.Tensor, terms, exclude_diag: bool,
+                      want_sq: bool, precision: str, num_threads: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(K(a, b) @ v (n, p), row sums of K∘K (n,) or an empty (0,) tensor without want_sq) for a (n, d),
+        b (m, d), v (m, p), in a's dtype; exclude_diag (n = m) leaves out the pairs i = j."""
 
     def op_reasons(self, op: str) -> List[str]:
         """Why this backend cannot run the op `op` ("mmd2", "kernel_matmul") at all (empty: it can)."""

@@ -8,24 +8,15 @@ unavailable.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from fastmmd._estimators import pair_sum_plan
-from fastmmd._validation import ESTIMATORS
 from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
-from fastmmd.kernels import TRANSLATION_INVARIANT_FAMILIES, Family, Kernel
-
-# csrc/INTERFACE.md: the C++ side accepts integer polynomial degrees in [1, 64].
-MAX_POLYNOMIAL_DEGREE = 64
-
-# Families whose MMD² estimates do not change when x and y are shifted together: the translation-invariant
-# kernels, and also Linear and Energy. For those two the kernel changes, but the change is f(a) + f(b) + aᵀc
-# terms that cancel between the XX, YY and XY blocks of every quadratic estimator (worked out per estimator:
-# the same weights multiply them), so values and gradients are those of the unshifted inputs.
-SHIFT_INVARIANT_MMD_FAMILIES = TRANSLATION_INVARIANT_FAMILIES | {Family.LINEAR, Family.ENERGY}
+from fastmmd.common.validation import ESTIMATORS
+from fastmmd.formulas.estimators import pair_sum_plan
+from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, TRANSLATION_INVARIANT_FAMILIES, Kernel
 
 
 def _import_extension() -> ModuleType:
@@ -87,22 +78,11 @@ class CpuBackend(Backend):
         return _load_extension()[1]
 
     def kernel_reasons(self, kernel: Kernel, d: int) -> List[str]:
-        return polynomial_degree_reasons(kernel.terms(d), MAX_POLYNOMIAL_DEGREE)
+        return polynomial_degree_reasons(kernel.terms(d), MAX_COMPILED_DEGREE)
 
-    def mmd2_with_grads(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        terms: Sequence[float],
-        estimator: str,
-        need_grad: bool,
-        num_threads: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d) in one pass per block.
-
-        `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
-        0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
-        """
+    def mmd2_with_grads(self, x, y, terms, estimator, need_grad, precision, num_threads):
+        """Three C++ pair sums (XX and YY symmetric, XY), each with its gradients, combined by the estimator's
+        plan; inputs shifted by their pooled mean when the MMD² is shift invariant."""
         ext = _extension.require("cpu")
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         n, m = x.shape[0], y.shape[0]
@@ -119,11 +99,11 @@ class CpuBackend(Backend):
         grad_y = plan.yy_weight * g_yy + plan.xy_weight * g_xy_y
         return value, torch.from_numpy(grad_x), torch.from_numpy(grad_y)
 
-    def pair_sum(self, a, b, kernel, symmetric, exclude_diag, need_grad, precision, num_threads):
+    def pair_sum(self, a, b, terms, symmetric, exclude_diag, need_grad, precision, num_threads):
         """The C++ pair_sum pass (csrc/INTERFACE.md) on one block; translation-invariant kernels see a and b
         shifted by their pooled mean (the block sum itself is unchanged)."""
         ext = _extension.require("cpu")
-        table = kernel.terms(a.shape[1])
+        table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         aa, ba = _block_inputs(a, b, table, symmetric)
         total, grad_a, grad_b = ext.pair_sum(aa, ba, table, symmetric, exclude_diag, need_grad, num_threads)
         total = torch.tensor(total, dtype=torch.float64)
@@ -131,21 +111,9 @@ class CpuBackend(Backend):
             return total, None, None
         return total, torch.from_numpy(grad_a), None if symmetric else torch.from_numpy(grad_b)
 
-    def kernel_matmul(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        v: torch.Tensor,
-        terms: Sequence[float],
-        exclude_diag: bool,
-        want_sq: bool,
-        precision: str,
-        num_threads: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(K(a, b) @ v, row sums of K∘K) for a (n, d), b (m, d), v (m, p): (n, p) and (n,) in a's dtype
-        (the second empty, shape (0,), without `want_sq`). exclude_diag (n == m) leaves out the pairs i = i.
-        Translation-invariant kernels see a and b shifted by their pooled mean (same values, less
-        cancellation in |a|² + |b|² - 2aᵀb)."""
+    def kernel_matmul(self, a, b, v, terms, exclude_diag, want_sq, precision, num_threads):
+        """The C++ kernel_matmul pass; translation-invariant kernels see a and b shifted by their pooled mean
+        (same values, less cancellation in |a|² + |b|² - 2aᵀb)."""
         ext = _extension.require("cpu")
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         aa, ba = _block_inputs(a, b, table)

@@ -21,25 +21,19 @@ they are tested without a GPU; `backend="auto"` still sends CPU tensors to the c
 from __future__ import annotations
 
 import contextlib
-import os
 from types import ModuleType
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
-from fastmmd._estimators import pair_sum_plan
-from fastmmd._validation import ESTIMATORS
 from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
-from fastmmd.backends.cpu import SHIFT_INVARIANT_MMD_FAMILIES
-from fastmmd.kernels import TRANSLATION_INVARIANT_FAMILIES, Kernel
+from fastmmd.backends.interpreter import interpreting
+from fastmmd.common.validation import ESTIMATORS
+from fastmmd.formulas.estimators import pair_sum_plan
+from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, TRANSLATION_INVARIANT_FAMILIES, Kernel
 
-MAX_POLYNOMIAL_DEGREE = 64
 TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
-
-
-def interpreting() -> bool:
-    """Whether Triton runs its interpreter (TRITON_INTERPRET=1, read when triton is imported)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def _import_launch() -> ModuleType:
@@ -101,57 +95,43 @@ class TritonBackend(Backend):
         out = []
         if len(terms) > MAX_TERMS:
             out.append(f"a kernel of {len(terms)} terms (at most {MAX_TERMS})")
-        return out + polynomial_degree_reasons(terms, MAX_POLYNOMIAL_DEGREE)
+        return out + polynomial_degree_reasons(terms, MAX_COMPILED_DEGREE)
 
-    def mmd2_with_grads(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        terms: Sequence[float],
-        estimator: str,
-        need_grad: bool,
-        precision: str = "highest",
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d) on the inputs' device.
-
-        `terms`: the kernel's (T, 5) table flattened row-major; `estimator`: a quadratic one. The value is
-        0-dim in x's dtype; without `need_grad` the gradients are empty tensors of shape (0,).
-        """
+    def mmd2_with_grads(self, x, y, terms, estimator, need_grad, precision, num_threads):
+        """On the inputs' device (launch.mmd2_with_grads); `num_threads` is not used."""
         launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
         x, y = x.detach().contiguous(), y.detach().contiguous()
         with _on_device(x):
-            return launch.mmd2_with_grads(x, y, terms, plan, need_grad, _kernel_precision(precision),
+            return launch.mmd2_with_grads(x, y, _flat(terms), plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
 
-    def pair_sum(self, a, b, kernel, symmetric, exclude_diag, need_grad, precision, num_threads):
+    def pair_sum(self, a, b, terms, symmetric, exclude_diag, need_grad, precision, num_threads):
         """One block's sum and gradients (launch.pair_sum); `num_threads` is not used."""
         launch = _kernels.require("triton")
         a = a.detach().contiguous()
         b = a if symmetric else b.detach().contiguous()
         with _on_device(a):
-            return launch.pair_sum(a, b, kernel.terms(a.shape[1]).ravel().tolist(), symmetric, exclude_diag,
-                                   need_grad, _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
+            return launch.pair_sum(a, b, _flat(terms), symmetric, exclude_diag, need_grad,
+                                   _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
 
-    def kernel_matmul(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        v: torch.Tensor,
-        terms: Sequence[float],
-        exclude_diag: bool,
-        want_sq: bool,
-        precision: str,
-        num_threads: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(K(a, b) @ v, row sums of K∘K) for a (n, d), b (m, d), v (m, p): (n, p) and (n,) in a's dtype
-        (the second empty, shape (0,), without `want_sq`). exclude_diag (n == m) leaves out the pairs i = i.
-        `precision` is the public name; `num_threads` (the CPU backend's) is not used."""
+    def pair_stats(self, a, b, terms, symmetric, exclude_diag, precision, num_threads):
+        """No such pass on the GPU yet: the statistics come from two kernel_matmul products."""
+        return None
+
+    def kernel_matmul(self, a, b, v, terms, exclude_diag, want_sq, precision, num_threads):
+        """In matvec_kernel (each program owns a block of rows of a and of columns of v); `num_threads` is not
+        used."""
         launch = _kernels.require("triton")
         a, b, v = (t.detach().contiguous() for t in (a, b, v))
         with _on_device(a):
-            return launch.kernel_matmul(a, b, v, terms, exclude_diag, want_sq, _kernel_precision(precision),
+            return launch.kernel_matmul(a, b, v, _flat(terms), exclude_diag, want_sq, _kernel_precision(precision),
                                         TRANSLATION_INVARIANT_FAMILIES)
+
+
+def _flat(terms) -> List[float]:
+    """The kernel's table as the flat list of floats the launchers take."""
+    return np.asarray(terms, dtype=np.float64).ravel().tolist()
 
 
 def _kernel_precision(precision: str) -> str:

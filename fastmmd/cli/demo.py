@@ -1,4 +1,4 @@
-"""A short tour of fastmmd: ``python -m fastmmd.demo [--n N] [--d D] [--steps S]``.
+"""A short tour of fastmmd: ``python -m fastmmd.cli.demo [--n N] [--d D] [--steps S]``.
 
 1. MMD² between two Gaussian samples with every estimator, fused C++ backend against the float64
    reference, with the time each took.
@@ -26,8 +26,8 @@ def compare_estimators(x: torch.Tensor, y: torch.Tensor, kernel) -> None:
     print(f"MMD² of x {tuple(x.shape)} and y {tuple(y.shape)}, kernel {kernel!r}")
     print(f"{'estimator':<12} {'cpu (fused)':>14} {'reference':>14} {'rel. diff':>10} {'cpu s':>8} {'ref s':>8}")
     for estimator in ("unbiased", "biased", "u-statistic", "linear"):
-        fast, t_fast = _timed(lambda: fastmmd.mmd2(x, y, kernel, estimator=estimator, backend="cpu"))
-        ref, t_ref = _timed(lambda: fastmmd.mmd2(x, y, kernel, estimator=estimator, backend="reference"))
+        fast, t_fast = _timed(lambda e=estimator: fastmmd.mmd2(x, y, kernel, estimator=e, backend="cpu"))
+        ref, t_ref = _timed(lambda e=estimator: fastmmd.mmd2(x, y, kernel, estimator=e, backend="reference"))
         rel = abs(float(fast) - float(ref)) / max(abs(float(ref)), 1e-30)
         print(f"{estimator:<12} {float(fast):>14.6e} {float(ref):>14.6e} {rel:>10.1e} {t_fast:>8.3f} {t_ref:>8.3f}")
 

@@ -1,4 +1,4 @@
-"""`python -m fastmmd.info`: the versions, threads and backends of this installation, and why a backend
+"""`python -m fastmmd.cli.info`: the versions, threads and backends of this installation, and why a backend
 cannot run here when it cannot."""
 from __future__ import annotations
 

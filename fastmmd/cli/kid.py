@@ -1,24 +1,19 @@
-"""`python -m fastmmd.kid REAL FAKE`: the KID between two files of features, printed as `KID = mean ± std`.
+"""`python -m fastmmd.cli.kid REAL FAKE`: the KID between two files of features, printed as `KID = mean ± std`.
 
-    python -m fastmmd.kid real.npy fake.npy                      # torchmetrics' convention: 100 subsets of 1000
-    python -m fastmmd.kid real.npy fake.npz --fake-key pool3 --exact   # all pairs; std of the estimator
-    python -m fastmmd.kid real.npy fake.npy --mode tf-gan        # TF-GAN's blocks of at most 1024
+    python -m fastmmd.cli.kid real.npy fake.npy                      # torchmetrics' convention: 100 subsets of 1000
+    python -m fastmmd.cli.kid real.npy fake.npz --fake-key pool3 --exact   # all pairs; std of the estimator
+    python -m fastmmd.cli.kid real.npy fake.npy --mode tf-gan        # TF-GAN's blocks of at most 1024
 
 REAL and FAKE are .npy files holding an (n, d) float array, or .npz files (the array under --real-key /
 --fake-key, by default the only or the first array). A folder of images is not accepted yet: the feature
 extractor (the FID Inception network) comes with the gan package. Bad input files and bad options end
 with a one-line error on stderr and exit status 2 (0 on success). Object arrays are refused, never
 unpickled: loading them would run code from the file.
-
-Importing this module (e.g. `from fastmmd.kid import main`) rebinds the name `fastmmd.kid`, which the
-package also uses for the function `fastmmd.ops.kid.kid`, to this module; so the module is callable and
-calling it calls that function, and `fastmmd.kid(real, fake)` works either way.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import types
 import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -26,14 +21,14 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from fastmmd._kid_subsets import KID_MODES
-from fastmmd._validation import PRECISIONS
 from fastmmd.backends import BACKEND_NAMES
-from fastmmd.ops.kid import KIDResult, default_subset_size, kid
+from fastmmd.common.validation import PRECISIONS
+from fastmmd.formulas.kid_subsets import KID_MODES
+from fastmmd.statistics.kid import KIDResult, default_subset_size, kid
 
-__all__ = ["main", "load_features", "format_result", "kid"]
+__all__ = ["main", "load_features", "format_result"]
 
-PROG = "python -m fastmmd.kid"
+PROG = "python -m fastmmd.cli.kid"
 
 
 class FeatureFileError(ValueError):
@@ -186,15 +181,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_result(result, real.shape[0], fake.shape[0], real.shape[1]))
     return 0
 
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as `fastmmd.ops.kid.kid` (see the module docstring)."""
-
-    def __call__(self, *args, **kwargs) -> KIDResult:
-        return kid(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,8 +12,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from fastmmd._validation import check_array_like
-
+from fastmmd.common.validation import check_array_like
 
 
 @dataclass(frozen=True)

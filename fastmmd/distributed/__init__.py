@@ -12,7 +12,7 @@ rank holds all the data; each block runs on the rank's backend as in the single-
 """
 from fastmmd.distributed.collectives import all_gather_rows, all_reduce_sum
 from fastmmd.distributed.mmd2 import mmd2
-from fastmmd.distributed.statistics import kid, mmd2_and_variance
 from fastmmd.distributed.smmd import smmd2, smmd_scale
+from fastmmd.distributed.statistics import kid, mmd2_and_variance
 
 __all__ = ["mmd2", "mmd2_and_variance", "kid", "smmd2", "smmd_scale", "all_reduce_sum", "all_gather_rows"]

@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from fastmmd._numerics import scan
+from fastmmd.ops.numerics import scan
 
 __all__ = ["ShardLayout", "gather_layout", "require_process_group"]
 
@@ -40,7 +40,7 @@ class ShardLayout:
 
     rank, world: this process's rank in the group and the group's size; x_sizes, y_sizes: rows per rank;
     d: features; magnitude: the largest |value| of every shard (NaN if one holds a NaN, inf if one holds
-    ±inf), which fixes the computing frame alike on every rank (fastmmd._numerics). The global samples are
+    ±inf), which fixes the computing frame alike on every rank (fastmmd.ops.numerics). The global samples are
     the concatenations of the shards in rank order."""
 
     rank: int

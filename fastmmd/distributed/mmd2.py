@@ -11,15 +11,15 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from fastmmd._arrays import as_tensors
-from fastmmd._estimators import pair_sum_plan
-from fastmmd._numerics import frame_for, nan_like
-from fastmmd._validation import check_choice, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_choice, check_precision, check_same_space, check_samples
 from fastmmd.distributed._layout import ShardLayout, gather_layout
 from fastmmd.distributed._ring import Block, ring_schedule, run_ring
 from fastmmd.distributed.collectives import summed_over_ranks
+from fastmmd.formulas.estimators import pair_sum_plan
 from fastmmd.kernels import resolve_kernel
+from fastmmd.ops.numerics import frame_for, nan_like
 
 __all__ = ["mmd2", "DISTRIBUTED_ESTIMATORS"]
 
@@ -43,13 +43,15 @@ class _PairSums:
     scaled by the estimator's weight of the block."""
 
     def __init__(self, backend, kernel, precision: str, plan, need_grad: bool):
-        self.backend, self.kernel, self.precision, self.plan, self.need_grad = backend, kernel, precision, plan, need_grad
+        self.backend, self.kernel, self.precision = backend, kernel, precision
+        self.plan, self.need_grad = plan, need_grad
         self.sums = {"xx": 0.0, "yy": 0.0, "xy": 0.0}
         self.weights = {"xx": plan.xx_weight, "yy": plan.yy_weight, "xy": plan.xy_weight}
 
     def __call__(self, block: Block, a: torch.Tensor, b: torch.Tensor):
-        total, grad_a, grad_b = self.backend.pair_sum(a, b, self.kernel, block.symmetric, block.exclude_diag,
-                                                      self.need_grad, self.precision, torch.get_num_threads())
+        total, grad_a, grad_b = self.backend.pair_sum(a, b, self.kernel.terms(a.shape[1]), block.symmetric,
+                                                      block.exclude_diag, self.need_grad, self.precision,
+                                                      torch.get_num_threads())
         self.sums[block.kind] = self.sums[block.kind] + block.weight * total.to(a.device)
         if not self.need_grad:
             return None, None

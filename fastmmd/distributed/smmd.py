@@ -15,12 +15,12 @@ __all__ = ["smmd_scale", "smmd2"]
 
 def smmd_scale(critic, real_local: torch.Tensor, kernel="gaussian", lam: float = 1.0,
                gradient_weight: float = 1.0, kernel_value: bool = True, jacobian: str = "exact", probes: int = 8,
-               generator=None, outputs: torch.Tensor = None, group=None) -> torch.Tensor:
+               seed: int = 0, outputs: torch.Tensor = None, group=None) -> torch.Tensor:
     """σ² = 1 / (λ + mean over the real samples of every rank of [v·k(X, X) + w·trace term]) (0-dim, the same
     on every rank), differentiable in the critic's parameters; arguments (and the two published forms of the
     scale) as `fastmmd.smmd_scale`, real_local this rank's shard of the real batch. Collective."""
     lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
-    terms = scale_terms(critic, real_local, kernel, gradient_weight, kernel_value, jacobian, probes, generator,
+    terms = scale_terms(critic, real_local, kernel, gradient_weight, kernel_value, jacobian, probes, seed,
                         outputs)
     count = torch.full((), terms.shape[0], dtype=terms.dtype, device=terms.device)
     totals = all_reduce_sum(torch.stack([terms.sum(), count]), group)
@@ -29,7 +29,7 @@ def smmd_scale(critic, real_local: torch.Tensor, kernel="gaussian", lam: float =
 
 def smmd2(critic, real_local: torch.Tensor, fake_local: torch.Tensor, kernel="gaussian", lam: float = 1.0,
           gradient_weight: float = 1.0, kernel_value: bool = True, jacobian: str = "exact", probes: int = 8,
-          backend: str = "auto", precision: str = "highest", generator=None, group=None) -> torch.Tensor:
+          backend: str = "auto", precision: str = "highest", seed: int = 0, group=None) -> torch.Tensor:
     """SMMD² = σ² · MMD²_u(critic(fake), critic(real)) over the batches whose shards the ranks hold (0-dim,
     on every rank); arguments as `fastmmd.smmd2`. Collective; every rank must backpropagate through it (see
     `fastmmd.distributed.mmd2` for the gradient convention)."""
@@ -37,7 +37,7 @@ def smmd2(critic, real_local: torch.Tensor, fake_local: torch.Tensor, kernel="ga
     real = real_local if real_local.requires_grad else real_local.detach().requires_grad_(True)
     phi_real = critic_outputs(critic, real)
     phi_fake = critic_outputs(critic, fake_local)
-    scale = smmd_scale(critic, real, kernel, lam, gradient_weight, kernel_value, jacobian, probes, generator,
+    scale = smmd_scale(critic, real, kernel, lam, gradient_weight, kernel_value, jacobian, probes, seed,
                        outputs=phi_real, group=group)
     return scale * mmd2(phi_fake, phi_real, kernel=kernel, estimator="unbiased", backend=backend,
                         precision=precision, group=group)

@@ -4,25 +4,25 @@ unbiased estimate of its variance, from row sums that the ring completes on the 
 The ring (fastmmd.distributed._ring) gives every point its two row sums over the global samples (over its
 own sample without itself, and over the other sample), and every rank the sums of squared kernel values of
 its blocks. The row sums (two float64 numbers per point: 16·(N + M) bytes, not the data) are then gathered on
-every rank, which evaluates the single-process formulas of fastmmd._moments on them.
+every rank, which evaluates the single-process formulas of fastmmd.formulas.moments on them.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
 
-from fastmmd._arrays import as_tensors
-from fastmmd._block_stats import block_sums
-from fastmmd._moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
-from fastmmd._numerics import frame_for
-from fastmmd._validation import check_finite, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_finite, check_precision, check_same_space, check_samples
 from fastmmd.distributed._layout import ShardLayout, gather_layout
 from fastmmd.distributed._ring import Block, ring_schedule, run_ring
 from fastmmd.distributed.collectives import gather_rows
+from fastmmd.formulas.moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
 from fastmmd.kernels import Polynomial, resolve_kernel
-from fastmmd.ops.kid import KIDResult
-from fastmmd.ops.mmd2_and_variance import MIN_SAMPLES, MMDVariance
+from fastmmd.ops.numerics import frame_for
+from fastmmd.statistics.block_stats import block_sums
+from fastmmd.statistics.kid import KIDResult
+from fastmmd.statistics.mmd2_and_variance import MIN_SAMPLES, MMDVariance
 
 __all__ = ["mmd2_and_variance", "kid"]
 

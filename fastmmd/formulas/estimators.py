@@ -1,4 +1,4 @@
-"""The quadratic-time MMD² estimators as weighted pair sums (REFERENCES.md §1).
+"""The quadratic-time MMD² estimators as weighted pair sums (docs/mmd.md).
 
 With S_xx = Σ_{i,j} k(x_i, x_j), S_yy and S_xy the sums over the three blocks (each possibly leaving out
 its diagonal i = j), every quadratic estimator is w_xx·S_xx + w_yy·S_yy + w_xy·S_xy. A fused backend

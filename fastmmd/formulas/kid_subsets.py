@@ -29,7 +29,7 @@ from typing import Iterator, List, Tuple
 import numpy as np
 import torch
 
-from fastmmd._validation import NUMPY_SEED_LIMIT, TORCH_SEED_LIMIT, check_request, check_seed, whole_number
+from fastmmd.common.validation import NUMPY_SEED_LIMIT, TORCH_SEED_LIMIT, check_request, check_seed, whole_number
 
 __all__ = ["RANDOM_SUBSET_MODES", "BLOCK_MODES", "KID_MODES", "kid_subsets", "iter_kid_subsets",
            "subset_count", "check_subset_sizes", "check_subset_seed", "tf_gan_block_count"]

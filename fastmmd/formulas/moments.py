@@ -1,5 +1,5 @@
 """Unbiased estimates of the variance and covariances of the U-statistics that make up MMD²_u, from the
-row sums, column sums and sums of squares of the kernel blocks (no n×m matrix; REFERENCES.md §1).
+row sums, column sums and sums of squares of the kernel blocks (no n×m matrix; docs/mmd.md).
 
 With samples X (n), Y (m) and U_XX = Σ_{i≠j} k(x_i, x_j) / (n(n-1)), U_XY = Σ_{i,j} k(x_i, y_j) / (nm):
     Var U_XX      = (4(n-2) ζ₁ + 2 ζ₂) / (n(n-1)),  ζ₁ = E k(x,x')k(x,x'') - μ², ζ₂ = E k(x,x')² - μ²

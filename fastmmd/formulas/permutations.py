@@ -4,7 +4,7 @@ Pool Z = [x; y] (N = n + m rows). A relabelling is a column of booleans (N,) wit
 x"); its weight vector is w = a/n - b/m, with a the indicator of the True rows and b = 1 - a. K̃ is K(Z, Z)
 with its diagonal set to 0, r = K̃·1 its row sums and T = 1ᵀK̃1 its total (the same for every relabelling).
 
-Unbiased estimator (REFERENCES.md §1). It sums k(z_i, z_j) over pairs i ≠ j with the weight h(label_i,
+Unbiased estimator (docs/mmd.md). It sums k(z_i, z_j) over pairs i ≠ j with the weight h(label_i,
 label_j): h(x, x) = 1/(n(n-1)), h(y, y) = 1/(m(m-1)), h(x, y) = h(y, x) = -1/(nm). A symmetric 2×2 table
 is a combination of the three forms u uᵀ, u 1ᵀ + 1 uᵀ and 1 1ᵀ of the label weights u = (1/n, -1/m), so
     MMD²_u = α·wᵀK̃w + 2β·wᵀr + γ·T,
@@ -21,16 +21,12 @@ from typing import Iterator, Tuple
 
 import torch
 
-from fastmmd._validation import check_request, check_seed, whole_number
-from fastmmd.backends import Backend
-from fastmmd.kernels import Kernel
-from fastmmd.ops.kernel_matmul import kernel_products
+from fastmmd.common.validation import check_request, check_seed, whole_number
 
 __all__ = ["unbiased_coefficients", "observed_labels", "permutation_labels", "permutation_label_chunks",
-           "label_weights", "relabelled_statistics", "check_labels", "columns_per_pass"]
+           "label_weights", "check_labels", "columns_per_pass"]
 
 PERMUTATION_ESTIMATORS = ("unbiased", "biased")
-_COLUMN_CHUNK = 512  # columns converted to float64 at a time (bounds the float64 copies to N × 512)
 _PASS_BYTES = 2 ** 28  # the label weights and products of one fused pass: at most 256 MiB
 
 
@@ -105,36 +101,3 @@ def check_labels(labels: torch.Tensor, n: int, m: int, device: torch.device) -> 
     if bool((counts != n).any()):
         bad = int((counts != n).nonzero()[0, 0])
         raise ValueError(f"each column of labels must mark n = {n} rows as x; column {bad} marks {int(counts[bad])}")
-
-
-def relabelled_statistics(z: torch.Tensor, labels: torch.Tensor, n: int, kernel: Kernel, estimator: str,
-                          backend: Backend, precision: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(MMD² of each relabelling (P,) float64, typical |k| off the diagonal (0-dim float64)) for the pool
-    z (N, d) and labels (N, P) bool (n True per column; already checked), in one fused pass.
-
-    The typical |k| = Σ_i |r_i| / (N(N-1)) sets the scale of the rounding error of the statistics.
-    """
-    big_n, count = labels.shape
-    m = big_n - n
-    columns = torch.full((big_n, count + 1), -1.0 / m, dtype=z.dtype, device=z.device)  # [W | 1]
-    columns[:, :count][labels] = 1.0 / n
-    columns[:, count] = 1.0
-    products, _ = kernel_products(z, z, columns, kernel, backend, precision, exclude_diag=True)
-    del columns
-    rows = products[:, count].to(torch.float64)  # r = K̃·1
-    quadratic = torch.empty(count, dtype=torch.float64, device=z.device)
-    linear = torch.empty(count, dtype=torch.float64, device=z.device)
-    diagonal = kernel.diag(z.to(torch.float64), z.to(torch.float64)) if estimator == "biased" else None
-    for start in range(0, count, _COLUMN_CHUNK):
-        block = slice(start, min(start + _COLUMN_CHUNK, count))
-        w = label_weights(labels[:, block], n, m, torch.float64)
-        quadratic[block] = (w * products[:, block].to(torch.float64)).sum(0)
-        if estimator == "biased":
-            linear[block] = (w * w).T @ diagonal
-        else:
-            linear[block] = w.T @ rows
-    scale = rows.abs().sum() / (big_n * (big_n - 1))
-    if estimator == "biased":
-        return quadratic + linear, scale
-    alpha, beta, gamma = unbiased_coefficients(n, m)
-    return alpha * quadratic + 2.0 * beta * linear + gamma * rows.sum(), scale

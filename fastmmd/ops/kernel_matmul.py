@@ -1,7 +1,7 @@
 """kernel_matmul: K(a, b) @ v without forming K, differentiable in a, b and v to any order.
 
 The fused backends run the custom op `fastmmd::kernel_matmul_fused`. Its backward is written with the same
-op (fastmmd._derivative_terms): for g = d loss / d out (n, p),
+op (fastmmd.kernels.derivatives): for g = d loss / d out (n, p),
     d/dv = K(b, a) @ g
     d/da = 2 a ⊙ rowsum(g ⊙ K_r(a, b) @ v) + Σ_c g_c ⊙ (K_c(a, b) @ (v_c ⊙ b))
     d/db = 2 b ⊙ rowsum(v ⊙ K_r(b, a) @ g) + Σ_c v_c ⊙ (K_c(b, a) @ (g_c ⊙ a))
@@ -18,13 +18,12 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._derivative_terms import gradient_tables
-from fastmmd._numerics import frame_for, magnitudes, nan_like, with_bad_rows
-from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import Backend, get_backend, select_backend
-from fastmmd.backends.reference import centred
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_precision, check_same_space, check_samples
 from fastmmd.kernels import Kernel, resolve_kernel
+from fastmmd.kernels.derivatives import gradient_tables
+from fastmmd.ops.numerics import frame_for, magnitudes, nan_like, with_bad_rows
 
 __all__ = ["kernel_matmul", "kernel_products", "points_products"]
 
@@ -101,20 +100,12 @@ def kernel_products(a: torch.Tensor, b: torch.Tensor, v: torch.Tensor, kernel: K
                     ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(K(a, b) @ v, row sums of K∘K or an empty tensor) on a chosen backend, for inputs already checked.
 
-    a (n, d), b (m, d), v (m, p) -> (n, p), (n,). The reference backend materialises K in float64 and
-    returns a's dtype; the fused ones go through `fastmmd::kernel_matmul_fused`. exclude_diag needs n = m.
+    a (n, d), b (m, d), v (m, p) -> (n, p), (n,). The reference backend's product is a torch graph; the fused
+    ones go through `fastmmd::kernel_matmul_fused`. exclude_diag needs n = m.
     """
-    if not backend.fused:
-        a64, b64, v64 = a.to(torch.float64), b.to(torch.float64), v.to(torch.float64)
-        if a64 is b64:  # one tensor: its diagonal distances stay exactly 0
-            (points,) = centred(kernel, a64)
-            gram = kernel.gram(points, points)
-        else:
-            gram = kernel.gram(*centred(kernel, a64, b64))
-        if exclude_diag:
-            gram = gram * (1.0 - torch.eye(a.shape[0], dtype=gram.dtype, device=gram.device))
-        sq = (gram * gram).sum(1).to(a.dtype) if want_sq else a.new_empty((0,))
-        return (gram @ v64).to(a.dtype), sq
+    if not backend.fused:  # a torch graph, differentiable to any order
+        return backend.kernel_matmul(a, b, v, kernel.terms(a.shape[1]), exclude_diag, want_sq, precision,
+                                     torch.get_num_threads())
     terms = kernel.terms(a.shape[1]).ravel().tolist()
     return kernel_matmul_fused(a, b, v.contiguous(), terms, exclude_diag, want_sq, torch.get_num_threads(),
                                backend.name, precision)

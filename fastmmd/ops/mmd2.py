@@ -11,12 +11,12 @@ from typing import List, Tuple
 
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._linear_time import linear_mmd2
-from fastmmd._numerics import frame_for, nan_like
-from fastmmd._validation import check_estimator, check_pair, check_precision
 from fastmmd.backends import get_backend, select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_estimator, check_pair, check_precision
+from fastmmd.formulas.linear_time import linear_mmd2
 from fastmmd.kernels import Kernel, resolve_kernel
+from fastmmd.ops.numerics import frame_for, nan_like
 
 __all__ = ["mmd2", "mmd2_fused"]
 
@@ -41,12 +41,10 @@ def mmd2_fused(
     """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d): one fused pass per block.
 
     terms: the kernel's (T, 5) table (csrc/INTERFACE.md) flattened row-major; estimator: "unbiased",
-    "biased" or "u-statistic"; backend: a fused backend ("cpu" uses num_threads, "triton" precision).
+    "biased" or "u-statistic"; backend: a fused backend (fastmmd.backends.Backend.mmd2_with_grads).
     Without need_grad the two gradients are empty tensors of shape (0,).
     """
-    if backend == "cpu":
-        return get_backend("cpu").mmd2_with_grads(x, y, terms, estimator, need_grad, num_threads)
-    return get_backend(backend).mmd2_with_grads(x, y, terms, estimator, need_grad, precision)
+    return get_backend(backend).mmd2_with_grads(x, y, terms, estimator, need_grad, precision, num_threads)
 
 
 @mmd2_fused.register_fake

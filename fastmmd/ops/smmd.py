@@ -21,9 +21,9 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from fastmmd._derivative_terms import smooth_reason
-from fastmmd._validation import check_choice, real_number, whole_number
-from fastmmd.kernels import Family, resolve_kernel
+from fastmmd.common.validation import check_choice, check_seed, real_number, whole_number
+from fastmmd.kernels import resolve_kernel
+from fastmmd.kernels.derivatives import dot_along, radial_at_zero, smooth_reason
 from fastmmd.ops.mmd2 import mmd2
 
 __all__ = ["jacobian_sqnorm", "smmd_scale", "smmd_terms", "scale_terms", "smmd2", "check_scale_form", "critic_outputs",
@@ -68,64 +68,33 @@ def _vjps(outputs: torch.Tensor, x: torch.Tensor, directions: torch.Tensor) -> t
     return grads.reshape(directions.shape[0], x.shape[0], -1)
 
 
-def jacobian_sqnorm(critic, x: torch.Tensor, method: str = "exact", probes: int = 8, generator=None,
+def jacobian_sqnorm(critic, x: torch.Tensor, jacobian: str = "exact", probes: int = 8, seed: int = 0,
                     outputs: torch.Tensor = None) -> torch.Tensor:
     """‖J(x_b)‖²_F for each sample of the batch x (B, ...), J the Jacobian of critic at x_b: (B,).
 
     critic maps (B, ...) to (B, D) (or (B,)), each output row depending on its own input row only (no batch
-    norm). "exact": one vector-Jacobian product per output dimension, batched (D backward passes in one
-    vmapped call). "hutchinson": E_v ‖Jᵀv‖² with `probes` Gaussian v (unbiased, for wide outputs). The result
+    norm). jacobian="exact": one vector-Jacobian product per output dimension, batched (D backward passes in
+    one vmapped call); "hutchinson": E_v ‖Jᵀv‖² with `probes` Gaussian v drawn from a generator seeded with
+    `seed` on x's device (unbiased, for wide outputs; pass a new seed per step for fresh probes). The result
     is differentiable in the critic's parameters and in x. `outputs`: critic(x) if already computed (x must
     then require grad and be the tensor it was computed from).
     """
-    check_choice("method", method, JACOBIAN_METHODS)
+    check_choice("jacobian", jacobian, JACOBIAN_METHODS)
     if outputs is None:
         check_critic_input(x, "x")
         x = x if x.requires_grad else x.detach().requires_grad_(True)
         outputs = critic_outputs(critic, x)
     _check_differentiable(outputs, x)
     dim = outputs.shape[1]
-    if method == "exact":
+    if jacobian == "exact":
         eye = torch.eye(dim, dtype=outputs.dtype, device=outputs.device)
         directions = eye[:, None, :].expand(dim, outputs.shape[0], dim)
         return _vjps(outputs, x, directions).pow(2).sum(dim=(0, 2))
     probes = whole_number(probes, "probes")
+    generator = torch.Generator(device=outputs.device).manual_seed(check_seed(seed))
     directions = torch.randn((probes, *outputs.shape), dtype=outputs.dtype, device=outputs.device,
                              generator=generator)
     return _vjps(outputs, x, directions).pow(2).sum(dim=2).mean(0)
-
-
-def _radial_value_and_slope(table: np.ndarray):
-    """(g(0), g′(0)) of the radial terms of a (T, 5) table, g a function of r² = ‖a − b‖²."""
-    value = slope = 0.0
-    for family, w, p1, p2, _ in table:
-        family = Family(int(family))
-        if family == Family.GAUSSIAN:
-            value, slope = value + w, slope - w * p1
-        elif family == Family.RATIONAL_QUADRATIC:
-            value, slope = value + w, slope - w * p1 * p2
-        elif family == Family.INVERSE_MULTIQUADRIC:
-            value, slope = value + w * p1 ** (-p2), slope - w * p2 * p1 ** (-p2 - 1.0)
-    return value, slope
-
-
-def _dot_value_and_derivatives(table: np.ndarray, t: torch.Tensor):
-    """(f(t), f′(t), f″(t)) of the dot-product terms of a table at t = ‖φ‖² (B,)."""
-    f = torch.zeros_like(t)
-    f1 = torch.zeros_like(t)
-    f2 = torch.zeros_like(t)
-    for family, w, p1, p2, p3 in table:
-        family = Family(int(family))
-        if family == Family.LINEAR:
-            f, f1 = f + w * t, f1 + w
-        elif family == Family.POLYNOMIAL:
-            q = int(p3)
-            base = p1 * t + p2
-            f = f + w * base ** q
-            f1 = f1 + w * q * p1 * base ** (q - 1)
-            if q >= 2:
-                f2 = f2 + w * q * (q - 1) * p1 * p1 * base ** (q - 2)
-    return f, f1, f2
 
 
 def check_scale_form(lam, gradient_weight, kernel_value) -> Tuple[float, float, bool]:
@@ -142,7 +111,7 @@ def check_scale_form(lam, gradient_weight, kernel_value) -> Tuple[float, float, 
 
 
 def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "exact", probes: int = 8,
-               generator=None, outputs: torch.Tensor = None, need_trace: bool = True):
+               seed: int = 0, outputs: torch.Tensor = None, need_trace: bool = True):
     """(k(X, X), tr(Jᵀ H J)) for each sample X of the real batch (B, ...): two (B,) tensors, differentiable in
     the critic's parameters (arguments as `smmd_scale`); need_trace=False skips the Jacobian (zeros)."""
     kernel = resolve_kernel(kernel)
@@ -154,13 +123,13 @@ def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "e
     reason = smooth_reason(table)
     if reason is not None:
         raise ValueError(f"smmd: {reason}; SMMD needs the kernel's second derivative at a = b")
-    g0, slope = _radial_value_and_slope(table)
+    g0, slope = radial_at_zero(table)
     sq_norm = outputs.pow(2).sum(1)
-    f, f1, f2 = _dot_value_and_derivatives(table, sq_norm)
+    f, f1, f2 = dot_along(table, sq_norm)
     value = g0 + f
     if not need_trace:
         return value, torch.zeros_like(value)
-    jac = jacobian_sqnorm(critic, real, jacobian, probes, generator, outputs=outputs)
+    jac = jacobian_sqnorm(critic, real, jacobian, probes, seed, outputs=outputs)
     trace = (-2.0 * slope + f1) * jac
     if (f2 != 0).any():
         (jt_phi,) = torch.autograd.grad(outputs, real, outputs, create_graph=True)
@@ -169,17 +138,17 @@ def smmd_terms(critic, real: torch.Tensor, kernel="gaussian", jacobian: str = "e
 
 
 def scale_terms(critic, real: torch.Tensor, kernel="gaussian", gradient_weight: float = 1.0,
-                kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, generator=None,
+                kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, seed: int = 0,
                 outputs: torch.Tensor = None) -> torch.Tensor:
     """v·k(X, X) + w·tr(Jᵀ H J) for each sample of the real batch (B, ...): (B,); σ² adds their mean to λ."""
-    value, trace = smmd_terms(critic, real, kernel, jacobian, probes, generator, outputs,
+    value, trace = smmd_terms(critic, real, kernel, jacobian, probes, seed, outputs,
                               need_trace=gradient_weight != 0)
     terms = gradient_weight * trace
     return terms + value if kernel_value else terms
 
 
 def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, gradient_weight: float = 1.0,
-               kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, generator=None,
+               kernel_value: bool = True, jacobian: str = "exact", probes: int = 8, seed: int = 0,
                outputs: torch.Tensor = None) -> torch.Tensor:
     """σ² = 1 / (λ + mean over the real batch of [v·k(X, X) + w·trace term]) (0-dim), differentiable in the
     critic's parameters. real (B, ...): the sample S; outputs: critic(real) if already computed from a real
@@ -189,19 +158,20 @@ def smmd_scale(critic, real: torch.Tensor, kernel="gaussian", lam: float = 1.0, 
     lam=1 is the reference implementation's 1 / (1 + 10·E‖J‖²_F) (with a Gaussian of bandwidth 1).
     """
     lam, gradient_weight, kernel_value = check_scale_form(lam, gradient_weight, kernel_value)
-    terms = scale_terms(critic, real, kernel, gradient_weight, kernel_value, jacobian, probes, generator, outputs)
+    terms = scale_terms(critic, real, kernel, gradient_weight, kernel_value, jacobian, probes, seed, outputs)
     return 1.0 / (lam + terms.mean())
 
 
 def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam: float = 1.0,
           gradient_weight: float = 1.0, kernel_value: bool = True, jacobian: str = "exact", probes: int = 8,
-          backend: str = "auto", precision: str = "highest", generator=None) -> torch.Tensor:
+          backend: str = "auto", precision: str = "highest", seed: int = 0) -> torch.Tensor:
     """SMMD² = σ² · MMD²_u(critic(fake), critic(real)) (0-dim), σ² from `smmd_scale` on the real batch.
 
     critic: a module or function mapping a batch (B, ...) to (B, D) or (B,); real, fake: batches of inputs.
     kernel (default Gaussian of bandwidth 1, as the reference implementation); lam, gradient_weight and
     kernel_value choose the scale's form (`smmd_scale`: the paper's by default, the reference code's with
-    gradient_weight=10, kernel_value=False); jacobian ("exact" or "hutchinson" with `probes`); backend and
+    gradient_weight=10, kernel_value=False); jacobian ("exact" or "hutchinson" with `probes` and `seed`);
+    backend and
     precision (of the fused MMD²) as in `fastmmd.mmd2`.
     Differentiable in the critic's parameters (double backprop through the scale) and in fake.
     """
@@ -211,7 +181,7 @@ def smmd2(critic, real: torch.Tensor, fake: torch.Tensor, kernel="gaussian", lam
     real = real if real.requires_grad else real.detach().requires_grad_(True)
     phi_real = critic_outputs(critic, real)
     phi_fake = critic_outputs(critic, fake)
-    scale = smmd_scale(critic, real, kernel, lam, gradient_weight, kernel_value, jacobian, probes, generator,
+    scale = smmd_scale(critic, real, kernel, lam, gradient_weight, kernel_value, jacobian, probes, seed,
                        outputs=phi_real)
     return scale * mmd2(phi_fake, phi_real, kernel=kernel, estimator="unbiased", backend=backend,
                         precision=precision)

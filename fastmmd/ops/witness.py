@@ -6,9 +6,9 @@ backpropagates through ∇_t f into the critic's outputs. Memory O((k + n + m)·
 """
 from __future__ import annotations
 
-from fastmmd._arrays import as_tensors
-from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_precision, check_same_space, check_samples
 from fastmmd.kernels import resolve_kernel
 from fastmmd.ops.kernel_matmul import points_products
 

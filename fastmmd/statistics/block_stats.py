@@ -1,13 +1,13 @@
 """The row sums, column sums and sums of squares of kernel blocks, from the fused product K·1 (no n×m
-matrix), as the float64 `SelfBlock` / `CrossBlock` of fastmmd._moments."""
+matrix), as the float64 `SelfBlock` / `CrossBlock` of fastmmd.formulas.moments."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
 
 import torch
 
-from fastmmd._moments import CrossBlock, SelfBlock
 from fastmmd.backends import Backend
+from fastmmd.formulas.moments import CrossBlock, SelfBlock
 from fastmmd.kernels import Kernel
 from fastmmd.ops.kernel_matmul import kernel_products
 

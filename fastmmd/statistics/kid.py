@@ -1,5 +1,5 @@
 """kid: the Kernel Inception Distance, the unbiased MMD² with the cubic polynomial kernel between two sets
-of features (REFERENCES.md §5), exactly over all pairs or in the published subset conventions.
+of features (docs/kid.md), exactly over all pairs or in the published subset conventions.
 
 No Gram matrix is formed: each MMD² is one fused pass (`fastmmd.mmd2`), the exact estimate and its standard
 deviation come from fused row sums (`fastmmd.mmd2_and_variance`); memory O((n + m)·d).
@@ -21,13 +21,18 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._kid_subsets import (KID_MODES, check_subset_seed, check_subset_sizes, iter_kid_subsets,
-                                  subset_count)
-from fastmmd._validation import check_choice, check_finite, check_precision, check_same_space, check_samples
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_choice, check_finite, check_precision, check_same_space, check_samples
+from fastmmd.formulas.kid_subsets import (
+    KID_MODES,
+    check_subset_seed,
+    check_subset_sizes,
+    iter_kid_subsets,
+    subset_count,
+)
 from fastmmd.kernels import Polynomial
 from fastmmd.ops.mmd2 import mmd2
-from fastmmd.ops.mmd2_and_variance import check_variance_sizes, mmd2_and_variance
+from fastmmd.statistics.mmd2_and_variance import check_variance_sizes, mmd2_and_variance
 
 __all__ = ["KIDResult", "kid", "default_subset_size"]
 
@@ -67,7 +72,7 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
         subset_size: rows drawn from each set per subset (default 1000; for "tf-gan" the maximum block size,
             default 1024). Each set must hold at least subset_size rows: never shrunk silently.
         seed: seeds the subset draw (see `mode`).
-        mode: the published convention to reproduce (fastmmd._kid_subsets gives the sources read):
+        mode: the published convention to reproduce (fastmmd.formulas.kid_subsets gives the sources read):
             "torchmetrics": per subset, subset_size rows of each set drawn without replacement
                 (torch.randperm, real then fake, from a torch.Generator seeded with `seed`: the subsets
                 torchmetrics draws after torch.manual_seed(seed)); mean and population std (ddof = 0,

@@ -1,30 +1,31 @@
 """median_bandwidth: the median heuristic, the median distance between distinct points of the pooled sample."""
 from __future__ import annotations
 
-import torch
-
 import math
 
-from fastmmd._arrays import as_tensors
-from fastmmd._numerics import scan
-from fastmmd._validation import check_same_space, check_samples, check_seed, whole_number
+import torch
+
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_same_space, check_samples, check_seed, whole_number
+from fastmmd.ops.numerics import scan
 
 __all__ = ["median_bandwidth"]
 
 
-def median_bandwidth(x, y=None, max_points=1000, seed=0) -> float:
+def median_bandwidth(x, y=None, max_points=1000, seed=0):
     """Median of |a - b| over the pairs of distinct points of the pool [x; y] (x (n, d), y (m, d) or None).
 
     Pools of more than `max_points` points are subsampled (without replacement, seeded by `seed`) first:
     the distances of max_points² / 2 pairs are formed (in float64), so memory is O(max_points²), not O(n²).
-    Returns a Python float; a ValueError if that median is 0 (over half the pairs coincide), which is no
-    bandwidth. Use it as `Gaussian(bandwidth=median_bandwidth(x, y))`.
+    Returns a 0-dim float64 tensor on the inputs' device (a numpy float64 for numpy inputs); a ValueError if
+    that median is 0 (over half the pairs coincide), which is no bandwidth. Use it as
+    `Gaussian(bandwidth=median_bandwidth(x, y))`.
     """
-    (x,), _ = as_tensors(x=x)
+    (x, *rest), output = as_tensors(**({"x": x} if y is None else {"x": x, "y": y}))
     check_samples(x, "x")
     pool = x
     if y is not None:
-        (y,), _ = as_tensors(y=y)
+        (y,) = rest
         check_samples(y, "y")
         check_same_space(x, y)
         pool = torch.cat([x, y])
@@ -46,8 +47,8 @@ def median_bandwidth(x, y=None, max_points=1000, seed=0) -> float:
     rows, cols = torch.triu_indices(pool.shape[0], pool.shape[0], offset=1, device=pool.device)
     values = distances[rows, cols]
     count = values.numel()  # the usual median: the mean of the two middle values when the count is even
-    median = 0.5 * float(values.kthvalue((count + 1) // 2).values + values.kthvalue(count // 2 + 1).values) / factor
-    if median == 0.0:
+    median = 0.5 * (values.kthvalue((count + 1) // 2).values + values.kthvalue(count // 2 + 1).values) / factor
+    if float(median) == 0.0:
         raise ValueError("the median distance between the points is 0 (most of them coincide); "
                          "no bandwidth can be derived from it")
-    return median
+    return output(median)

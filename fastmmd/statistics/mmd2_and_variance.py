@@ -1,7 +1,7 @@
 """mmd2_and_variance: the unbiased MMD² and an unbiased estimate of its variance, from fused row sums.
 
 Four fused passes (K_XX·1 and K_YY·1 without their diagonals, K_XY·1, K_YX·1, with the sums of squared
-entries alongside) give every statistic the variance needs (fastmmd._moments); memory O((n + m)·d).
+entries alongside) give every statistic the variance needs (fastmmd.formulas.moments); memory O((n + m)·d).
 The results are not differentiable (the sums of squares are not); use `mmd2` for a differentiable MMD².
 """
 from __future__ import annotations
@@ -10,13 +10,13 @@ from typing import NamedTuple
 
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._block_stats import cross_block, self_block
-from fastmmd._moments import mmd2_unbiased_variance
-from fastmmd._numerics import frame_for
-from fastmmd._validation import check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_precision, check_same_space, check_samples
+from fastmmd.formulas.moments import mmd2_unbiased_variance
 from fastmmd.kernels import resolve_kernel
+from fastmmd.ops.numerics import frame_for
+from fastmmd.statistics.block_stats import cross_block, self_block
 
 __all__ = ["MMDVariance", "mmd2_and_variance", "check_variance_sizes"]
 

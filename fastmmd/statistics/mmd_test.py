@@ -2,7 +2,7 @@
 
 The pool Z = [x; y] (N = n + m rows) is relabelled `permutations` times; the statistic of every relabelling
 (and of the observed labels) is a quadratic form of its label weights with K(Z, Z) (derivation in
-fastmmd._permutation_statistics), so one fused product K̃(Z, Z) @ [W | 1] (N × (P + 2) columns) gives them
+fastmmd.formulas.permutations), so one fused product K̃(Z, Z) @ [W | 1] (N × (P + 2) columns) gives them
 all: O(N²·(d + P)) work, O(N·(d + P)) memory, no N×N matrix.
 """
 from __future__ import annotations
@@ -11,21 +11,28 @@ from typing import NamedTuple
 
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._numerics import frame_for
-from fastmmd._permutation_statistics import (
+from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import (
+    check_choice,
+    check_finite,
+    check_pair,
+    check_precision,
+    check_request,
+    check_seed,
+    whole_number,
+)
+from fastmmd.formulas.permutations import (
     PERMUTATION_ESTIMATORS,
     check_labels,
     columns_per_pass,
     observed_labels,
     permutation_label_chunks,
     permutation_labels,
-    relabelled_statistics,
 )
-from fastmmd._validation import (check_choice, check_finite, check_pair, check_precision, check_request, check_seed,
-                                 whole_number)
-from fastmmd.backends import select_backend
 from fastmmd.kernels import resolve_kernel
+from fastmmd.ops.numerics import frame_for
+from fastmmd.statistics.relabelled import relabelled_statistics
 
 __all__ = ["TestResult", "mmd_test", "mmd2_of_relabellings", "permutation_labels", "ALTERNATIVES"]
 

@@ -1,11 +1,11 @@
 """relative_mmd_test: is Y closer to X than Z is? The three-sample test of Bounliphone et al. (ICLR 2016)
-that "Demystifying MMD GANs" uses to adapt the learning rate (REFERENCES.md §6).
+that "Demystifying MMD GANs" uses to adapt the learning rate (docs/mmd.md).
 
 difference = MMD²_u(X, Y) - MMD²_u(X, Z) = U_YY - U_ZZ - 2 U_XY + 2 U_XZ (U_XX cancels), and with X, Y, Z
 independent
     Var(difference) = Var U_YY + Var U_ZZ + 4 Var U_XY + 4 Var U_XZ
                       - 4 Cov(U_YY, U_XY) - 4 Cov(U_ZZ, U_XZ) - 8 Cov(U_XY, U_XZ),
-each term estimated without bias from fused row sums (fastmmd._moments). statistic = difference / sqrt(Var);
+each term estimated without bias from fused row sums (fastmmd.formulas.moments). statistic = difference / sqrt(Var);
 p_value = Φ(statistic): small when Y is significantly closer to X than Z is. The learning-rate rule counts
 p_value > 0.1 as a failure.
 """
@@ -16,28 +16,29 @@ from typing import NamedTuple
 
 import torch
 
-from fastmmd._arrays import as_tensors
-from fastmmd._block_stats import cross_block, self_block
-from fastmmd._moments import covariance_cross_cross, covariance_self_cross
-from fastmmd._numerics import frame_for
-from fastmmd._validation import check_finite, check_precision, check_same_space, check_samples
 from fastmmd.backends import select_backend
+from fastmmd.common.arrays import as_tensors
+from fastmmd.common.validation import check_finite, check_precision, check_same_space, check_samples
+from fastmmd.formulas.moments import covariance_cross_cross, covariance_self_cross
 from fastmmd.kernels import Polynomial, resolve_kernel
-from fastmmd.ops.mmd2_and_variance import check_variance_sizes
+from fastmmd.ops.numerics import frame_for
+from fastmmd.statistics.block_stats import cross_block, self_block
+from fastmmd.statistics.mmd2_and_variance import check_variance_sizes
 
 __all__ = ["RelativeTestResult", "relative_mmd_test"]
 
 
 class RelativeTestResult(NamedTuple):
     """mmd2_xy, mmd2_xz: unbiased MMD² of (x, y) and (x, z); difference = mmd2_xy - mmd2_xz; std: the
-    estimated standard deviation of the difference; statistic = difference / std; p_value = Φ(statistic)."""
+    estimated standard deviation of the difference; statistic = difference / std; p_value = Φ(statistic).
+    Each a 0-dim float64 tensor on the inputs' device (a numpy float64 for numpy inputs)."""
 
-    mmd2_xy: float
-    mmd2_xz: float
-    difference: float
-    std: float
-    statistic: float
-    p_value: float
+    mmd2_xy: object
+    mmd2_xz: object
+    difference: object
+    std: object
+    statistic: object
+    p_value: object
 
 
 def _normal_cdf(t: float) -> float:
@@ -52,7 +53,7 @@ def relative_mmd_test(x, y, z, kernel=None, backend="auto", precision="highest")
     points) gives statistic ±inf (or 0 with p_value 0.5 when the difference is 0 too). Samples holding NaN
     or inf are refused (ValueError): a p-value computed from them would mean nothing.
     """
-    (x, y, z), _ = as_tensors(x=x, y=y, z=z)
+    (x, y, z), output = as_tensors(x=x, y=y, z=z)
     kernel = Polynomial(degree=3) if kernel is None else resolve_kernel(kernel)
     check_precision(precision)
     for name, t in (("x", x), ("y", y), ("z", z)):
@@ -82,4 +83,5 @@ def relative_mmd_test(x, y, z, kernel=None, backend="auto", precision="highest")
         statistic = difference / std
     else:
         statistic = 0.0 if difference == 0 else math.copysign(math.inf, difference)
-    return RelativeTestResult(mmd2_xy, mmd2_xz, difference, std, statistic, _normal_cdf(statistic))
+    values = (mmd2_xy, mmd2_xz, difference, std, statistic, _normal_cdf(statistic))
+    return RelativeTestResult(*(output(torch.tensor(v, dtype=torch.float64, device=x.device)) for v in values))

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import triton
 
-from fastmmd.backends.triton import interpreting
+from fastmmd.backends.interpreter import interpreting
 
 MIN_TILE = 16  # smallest BM / BN of any configuration: bounds the number of partial-sum slots
 GROUP = 8

@@ -16,7 +16,6 @@ import torch
 import triton
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from fastmmd._estimators import PairSumPlan
 from fastmmd.backends._triton import configs
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel
 from fastmmd.backends._triton.matvec import matvec_kernel
@@ -24,6 +23,7 @@ from fastmmd.backends._triton.owner_grad import owner_grad_kernel
 from fastmmd.backends._triton.terms import PackedTerms, pack_terms
 from fastmmd.backends._triton.value import value_tiles_kernel
 from fastmmd.backends._triton.value_rows import value_rows_kernel
+from fastmmd.formulas.estimators import PairSumPlan
 
 # Largest d of the fused owner gradients (the rows' gradient lives in registers), on tensor cores and with
 # explicit differences (a (BM, BN, d) block of differences).
@@ -396,7 +396,7 @@ def kernel_matmul(a, b, v, terms, exclude_diag: bool, want_sq: bool, precision: 
     for c0 in range(0, p, per_launch):
         cols = min(per_launch, p - c0)
         block = slice(c0, c0 + cols)
-        launcher(lambda meta: (triton.cdiv(n, meta["BM"]), triton.cdiv(cols, pb)),
+        launcher(lambda meta, cols=cols: (triton.cdiv(n, meta["BM"]), triton.cdiv(cols, pb)),
                  a, b, v[:, block], prep.sq_x, prep.sq_y, prep.mu, prep.packed.params, out[:, block], sq_out,
                  n, m, cols, d, a.stride(0), b.stride(0), v.stride(0), out.stride(0), size_class(n, m),
                  EXCLUDE_DIAG=exclude_diag, WANT_SQ=want_sq and c0 == 0, PB=pb, **prep.flags())

@@ -19,7 +19,8 @@ from fastmmd.backends._triton.tiles import load_rows, matmul_nn, matmul_nt, nonn
 
 @triton.jit
 def owner_grad_kernel(A, B, SQA, SQB, MU, P, VAL, GRAD, SCALES, n, m, d, sa, sb, sg, size_class,
-                      EXCLUDE_DIAG: tl.constexpr, SAME: tl.constexpr, ACCUMULATE: tl.constexpr, WANT_VALUE: tl.constexpr,
+                      EXCLUDE_DIAG: tl.constexpr, SAME: tl.constexpr, ACCUMULATE: tl.constexpr,
+                      WANT_VALUE: tl.constexpr,
                       FAMS: tl.constexpr, NT: tl.constexpr, NEEDS_NORM: tl.constexpr,
                       NEEDS_DOT: tl.constexpr, EXPLICIT: tl.constexpr, CENTER: tl.constexpr,
                       PRECISION: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr):

@@ -19,6 +19,14 @@ import triton.language as tl
 from fastmmd.kernels import Family
 
 PARAMS_PER_TERM = 8  # weight, p1, p2, p3, p1 * log2(e), padding
+# The same numbers as compile-time constants of the kernels (family codes from fastmmd.kernels.Family).
+_STRIDE = tl.constexpr(PARAMS_PER_TERM)
+_GAUSSIAN = tl.constexpr(int(Family.GAUSSIAN))
+_RATIONAL_QUADRATIC = tl.constexpr(int(Family.RATIONAL_QUADRATIC))
+_LAPLACIAN = tl.constexpr(int(Family.LAPLACIAN))
+_INVERSE_MULTIQUADRIC = tl.constexpr(int(Family.INVERSE_MULTIQUADRIC))
+_ENERGY = tl.constexpr(int(Family.ENERGY))
+_LINEAR = tl.constexpr(int(Family.LINEAR))
 MAX_TERMS = 10  # 3 bits per family in a 32-bit constexpr
 LOG2_E = 1.0 / math.log(2.0)
 
@@ -115,35 +123,35 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
     half_inv_dist = tl.where(positive, 0.5 / tl.where(positive, dist, 1.0), 0.0)
     for t in tl.static_range(NT):
         fam = (FAMS >> (3 * t)) & 7  # a compile-time value: each branch below is kept or dropped
-        w = tl.load(P + 8 * t)
-        p1 = tl.load(P + 8 * t + 1)
-        p2 = tl.load(P + 8 * t + 2)
-        if fam == 0:  # Gaussian exp(-p1 r2), as exp2 with p1 log2(e)
-            e = w * _exp_neg(r2, p1, tl.load(P + 8 * t + 4))
+        w = tl.load(P + _STRIDE * t)
+        p1 = tl.load(P + _STRIDE * t + 1)
+        p2 = tl.load(P + _STRIDE * t + 2)
+        if fam == _GAUSSIAN:  # Gaussian exp(-p1 r2), as exp2 with p1 log2(e)
+            e = w * _exp_neg(r2, p1, tl.load(P + _STRIDE * t + 4))
             val += e
             d_r2 -= p1 * e
-        elif fam == 1:  # rational quadratic (1 + p1 r2)^-p2, as exp(-p2 log1p(p1 r2)): large α loses no digits
+        elif fam == _RATIONAL_QUADRATIC:  # (1 + p1 r2)^-p2 as exp(-p2 log1p(p1 r2)): a large α keeps its digits
             base = 1.0 + p1 * r2
             e = w * tl.exp(-p2 * _log1p(p1 * r2))
             val += e
             d_r2 -= p2 * p1 * e / base
-        elif fam == 2:  # Laplacian exp(-p1 |a - b|)
-            e = w * _exp_neg(dist, p1, tl.load(P + 8 * t + 4))
+        elif fam == _LAPLACIAN:  # Laplacian exp(-p1 |a - b|)
+            e = w * _exp_neg(dist, p1, tl.load(P + _STRIDE * t + 4))
             val += e
             d_r2 -= p1 * e * half_inv_dist
-        elif fam == 3:  # inverse multiquadric (p1 + r2)^-p2
+        elif fam == _INVERSE_MULTIQUADRIC:  # inverse multiquadric (p1 + r2)^-p2
             base = p1 + r2
             e = w * _pow_neg(base, p2)
             val += e
             d_r2 -= p2 * e / base
-        elif fam == 4:  # Energy |a| + |b| - |a - b|
+        elif fam == _ENERGY:  # Energy |a| + |b| - |a - b|
             val += w * (norm_a + norm_b - dist)
             d_r2 -= w * half_inv_dist
-        elif fam == 5:  # linear
+        elif fam == _LINEAR:  # linear
             val += w * dot
             d_dot += w
         else:  # polynomial (p1 dot + p2)^p3, integer degree >= 1
-            degree = tl.load(P + 8 * t + 3).to(tl.int32)
+            degree = tl.load(P + _STRIDE * t + 3).to(tl.int32)
             base = p1 * dot + p2
             lower = tl.full(dot.shape, 1.0, dot.dtype)  # base^(degree - 1)
             for _ in range(1, degree):
