@@ -30,5 +30,5 @@ export OUT STEPS
 for seed in $SEEDS; do for name in $LOSSES; do echo "$name $seed"; done; done |
   xargs -P "$JOBS" -n 2 bash -c 'run_one "$0" "$1" && echo "done $0 seed $1" || echo "FAILED $0 seed $1"'
 
-python -m gan.compare "$OUT"/*-seed* --group --plot "$OUT/kid_curves.png" > "$OUT/table.md"
+python -m gan.compare "$OUT"/*-seed*/ --group --plot "$OUT/kid_curves.png" > "$OUT/table.md"
 cat "$OUT/table.md"
