@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from bench.records import FIRST_CALL_SUFFIX, read_rows
 from bench.roofline import ROOFLINE_BENCH
 
-MODE_TITLES = {"fwd": "forward", "fwdbwd": "forward + backward"}
+MODE_TITLES = {"fwd": "forward", "fwdbwd": "forward + backward", "update+compute": "metric: update + compute"}
 METRICS = {"time_s": ("time (s)", ""), "peak_mem_mb": ("peak memory beyond inputs (MB)", "_memory")}
 _CASE_KEYS = ("bench", "impl", "mode", "d", "n", "m", "kernel", "dtype")
 

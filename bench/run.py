@@ -10,6 +10,7 @@ run's TF32 matmul roofline, kernel evaluations per second) and redraws the plots
     python -m bench.run mmd2 --from-json FILE        # convert a pytest-benchmark JSON written before
     python -m bench.run kid                          # KID: exact fused vs subsets vs materialised
     python -m bench.run mmd_test                     # permutation test: one fused pass vs a loop
+    python -m bench.run metrics                      # the KID metric: fastmmd.metrics vs torchmetrics
 
 The raw JSON of each run is kept under bench/results/raw/ (not tracked). Quick runs go to their own CSV, so
 that smoke tests never mix with the figures of record.
@@ -33,7 +34,7 @@ from bench.plot import plot_csv
 from bench.records import REPO_ROOT, RESULTS_DIR, RUN_KEY, append_rows, first_call_bench, rows_from_benchmark_json
 from bench.roofline import ROOFLINE_BENCH, matmul_rates, throughputs
 
-BASELINES = ("naive", "naive-fp32")  # the first of these in the rows is the reference of the ratios
+BASELINES = ("naive", "naive-fp32", "torchmetrics")  # the first of these in the rows is the reference of the ratios
 THROUGHPUT_BENCHES = ("mmd2",)  # bench/roofline.py counts the work of these benches only
 SUITES = ("full", "quick", "headline")
 

@@ -13,7 +13,7 @@ from fastmmd.kernels import MAX_COMPILED_DEGREE, Family
 
 ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top: a module may import its own layer and the ones before it.
-LAYERS = ("common", "kernels", "formulas", "backends", "ops", "statistics", "distributed", "cli")
+LAYERS = ("common", "kernels", "formulas", "backends", "ops", "statistics", "distributed", "metrics", "cli")
 # What gan may import from fastmmd: the package and its distributed layer (both public).
 PUBLIC = ("fastmmd", "fastmmd.distributed")
 

@@ -4,11 +4,8 @@ uneven shards; bad input on one rank raises on every rank instead of hanging. 2 
 half step of the ring only, 3 its full steps only, 4 both."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import fastmmd
 from distributed_workers import (
@@ -22,30 +19,20 @@ from distributed_workers import (
     shard,
     small_critic,
 )
+from spawn import spawn_ranks
 from tolerances import FLOAT32_ATOL, FLOAT32_SUM_RTOL
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
 
 WORLDS = (2, 3, 4)
 RTOL = 1e-10
-SPAWN_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module", params=WORLDS, ids=lambda w: f"{w}-ranks")
 def ranks(request, tmp_path_factory):
     """(world, [results of rank 0, 1, ...]) from one spawn of `world` processes running every case."""
     world = request.param
-    folder = tmp_path_factory.mktemp(f"ring{world}")
-    context = mp.start_processes(run_cases, args=(world, str(folder / "store"), str(folder)), nprocs=world,
-                                 join=False, start_method="spawn")
-    deadline = time.monotonic() + SPAWN_TIMEOUT_S
-    # join returns False each time one process ends while others still run; it raises if one failed.
-    while not context.join(timeout=max(deadline - time.monotonic(), 0.1)):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"{world} ranks did not finish within {SPAWN_TIMEOUT_S} s (a hang?)")
-    return world, [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    return world, spawn_ranks(run_cases, world, tmp_path_factory.mktemp(f"ring{world}"))
 
 
 def _close(actual, expected, scale=None):

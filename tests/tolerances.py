@@ -50,6 +50,8 @@ FLOAT64_GRADIENT_RTOL = 1e-9
 FLOAT64_DERIVATIVE_RTOL = 1e-8
 # finite differences against autograd in float64 (torch.autograd.gradcheck's eps of 1e-6).
 GRADCHECK_RTOL, GRADCHECK_ATOL = 1e-6, 1e-8
+# another library's float64 computation of the same quantity (torchmetrics' KID metric on the same subsets).
+PEER_RTOL = 1e-9
 # float32 against float64, for single values and for results summed over many pairs (KID, frames).
 FLOAT32_RTOL, FLOAT32_ATOL = TOLERANCES[torch.float32].value, 1e-6
 FLOAT32_SUM_RTOL = 1e-4
