@@ -1,4 +1,5 @@
-// pybind11 bindings of the C++ backend: fastmmd._C. The interface is described in INTERFACE.md.
+// pybind11 bindings of the C++ backend, built once per instruction-set variant as fastmmd._C_<variant>
+// (setup.py defines FASTMMD_MODULE and FASTMMD_VARIANT). The interface is described in INTERFACE.md.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -6,9 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "cpu_features.h"
 #include "kernel_matmul.h"
 #include "kernel_terms.h"
 #include "pair_sum.h"
+
+#ifndef FASTMMD_MODULE
+#error "setup.py defines FASTMMD_MODULE (the extension's name) and FASTMMD_VARIANT"
+#endif
 
 namespace py = pybind11;
 using fastmmd::KernelSpec;
@@ -188,8 +194,12 @@ py::tuple kernel_matmul(const py::array& a, const py::array& b, const py::array&
 
 }  // namespace
 
-PYBIND11_MODULE(_C, m) {
+PYBIND11_MODULE(FASTMMD_MODULE, m) {
   m.doc() = "fastmmd's C++ CPU backend: fused tiled kernel sums (see csrc/INTERFACE.md)";
+  m.attr("VARIANT") = FASTMMD_VARIANT;
+  m.attr("COMPILED_FOR") = fastmmd::compiled_instruction_sets();
+  m.def("cpu_features", &fastmmd::cpu_features,
+        "The instruction sets this CPU and its operating system support, as far as the variants need them.");
   m.def("pair_sum", &pair_sum, py::arg("a"), py::arg("b"), py::arg("terms"),
         py::arg("symmetric") = false, py::arg("exclude_diag") = false, py::arg("want_grad") = false,
         py::arg("num_threads") = 0,

@@ -7,7 +7,7 @@
 
 namespace fastmmd {
 
-// The widest vectors the target has (AVX-512 or AVX2 width). aligned(sizeof(T)) allows loads from any element.
+// The widest vectors the target has (AVX-512, AVX or SSE2/NEON width). aligned(sizeof(T)) allows loads from any element.
 template <typename T>
 struct Simd;
 
@@ -15,9 +15,13 @@ struct Simd;
 constexpr int kVectorBytes = 64;
 // Micro-tile shape: MR rows x (NV vectors) columns; 24 accumulators of the 32 vector registers.
 constexpr int MR = 12;
-#else
+#elif defined(__AVX__)
 constexpr int kVectorBytes = 32;
 // Micro-tile shape: MR rows x (NV vectors) columns; 12 accumulators of the 16 vector registers.
+constexpr int MR = 6;
+#else
+// SSE2 or NEON (the baseline variant): 16-byte registers, 12 accumulators of the 16 (32 on NEON).
+constexpr int kVectorBytes = 16;
 constexpr int MR = 6;
 #endif
 constexpr int NV = 2;

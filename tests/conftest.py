@@ -59,3 +59,16 @@ def gan_cache(digits_cache, monkeypatch):
     """GAN_CACHE pointing at the session's trained digits classifier."""
     monkeypatch.setenv("GAN_CACHE", str(digits_cache))
     return digits_cache
+
+
+def runnable_cpu_variants():
+    """The built variants of the C++ backend that this CPU can run (fastmmd.backends.cpu_variants)."""
+    from fastmmd.backends.cpu_variants import REQUIRED_FEATURES, built_variants, cpu_features
+
+    if "baseline" not in built_variants():
+        return []
+    features = cpu_features()
+    return [v for v in built_variants() if all(features.get(f, False) for f in REQUIRED_FEATURES[v])]
+
+
+RUNNABLE_VARIANTS = runnable_cpu_variants()

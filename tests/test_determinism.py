@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import fastmmd
-from conftest import sample_xy
+from conftest import RUNNABLE_VARIANTS, sample_xy
+from fastmmd.backends.cpu_variants import choose_variant
 
 # Fast backends with a fixed reduction order on the CPU; the Triton backend's repeatability is tested on the GPU
 # (tests/test_triton.py, marked cuda): the interpreter is too slow for these sizes.
@@ -71,12 +72,13 @@ def test_same_bits_without_gradients(restore_num_threads):
     _assert_same_bits((two,), (again,))
 
 
+@pytest.mark.parametrize("variant", RUNNABLE_VARIANTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("symmetric", [True, False], ids=["xx", "xy"])
-def test_extension_pair_sum_bits_do_not_depend_on_num_threads(symmetric, dtype):
-    """csrc/INTERFACE.md: the C++ pair sums are bitwise identical whatever `num_threads` (0: OpenMP's default)."""
-    from fastmmd import _C
-
+def test_extension_pair_sum_bits_do_not_depend_on_num_threads(symmetric, dtype, variant):
+    """csrc/INTERFACE.md: the C++ pair sums are bitwise identical whatever `num_threads` (0: OpenMP's default),
+    in every instruction-set variant this CPU runs."""
+    _C = choose_variant(variant).module
     x, y = sample_xy(N, M, D, seed=33)
     a = np.ascontiguousarray(x.numpy().astype(dtype))
     b = a if symmetric else np.ascontiguousarray(y.numpy().astype(dtype))

@@ -1,4 +1,5 @@
-"""The CPU backend: the C++ fused pair sums of `fastmmd._C` (csrc/INTERFACE.md), OpenMP-parallel.
+"""The CPU backend: the C++ fused pair sums of `fastmmd._C_<variant>` (csrc/INTERFACE.md), OpenMP-parallel;
+the variant is the best build for this CPU (fastmmd.backends.cpu_variants).
 
 A quadratic estimator is three pair sums (XX and YY symmetric, XY), each with its gradients from the
 same pass, combined by the estimator's `PairSumPlan`. Memory beyond inputs and outputs: O((n + m)·d).
@@ -14,27 +15,35 @@ import numpy as np
 import torch
 
 from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
+from fastmmd.backends.cpu_variants import ENV_VARIABLE, VariantChoice, choose_variant
 from fastmmd.common.validation import ESTIMATORS
 from fastmmd.formulas.estimators import pair_sum_plan
 from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, TRANSLATION_INVARIANT_FAMILIES, Kernel
 
 
-def _import_extension() -> ModuleType:
-    from fastmmd import _C
+def _explain(exc: ImportError) -> str:
+    if ENV_VARIABLE in str(exc):  # a variant asked for that cannot run: building again would not help
+        return f"the C++ extension cannot be used: {exc}"
+    return f"the C++ extension cannot be used ({exc}); build it with `pip install --no-build-isolation -e .`"
 
-    return _C
 
-
-_extension = LazyImport(
-    _import_extension,
-    lambda exc: (f"the C++ extension fastmmd._C cannot be imported ({exc}); "
-                 "build it with `pip install --no-build-isolation -e .`"),
-)
+_variant = LazyImport(choose_variant, _explain)
 
 
 def _load_extension() -> Tuple[Optional[ModuleType], Optional[str]]:
-    """(the fastmmd._C module, None), or (None, why it cannot be imported)."""
-    return _extension.get()
+    """(the chosen fastmmd._C_<variant> module, None), or (None, why none can be used)."""
+    choice, reason = _variant.get()
+    return (None, reason) if choice is None else (choice.module, None)
+
+
+def cpu_variant() -> Tuple[Optional[VariantChoice], Optional[str]]:
+    """(the variant the backend runs, None), or (None, why none can be used)."""
+    return _variant.get()
+
+
+def _ext() -> ModuleType:
+    """The chosen extension module, or a RuntimeError saying why the cpu backend cannot run."""
+    return _variant.require("cpu").module
 
 
 def _as_numpy_inputs(x: torch.Tensor, y: torch.Tensor, center: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -83,7 +92,7 @@ class CpuBackend(Backend):
     def mmd2_with_grads(self, x, y, terms, estimator, need_grad, precision, num_threads):
         """Three C++ pair sums (XX and YY symmetric, XY), each with its gradients, combined by the estimator's
         plan; inputs shifted by their pooled mean when the MMD² is shift invariant."""
-        ext = _extension.require("cpu")
+        ext = _ext()
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         n, m = x.shape[0], y.shape[0]
         plan = pair_sum_plan(estimator, n, m)
@@ -102,7 +111,7 @@ class CpuBackend(Backend):
     def pair_sum(self, a, b, terms, symmetric, exclude_diag, need_grad, precision, num_threads):
         """The C++ pair_sum pass (csrc/INTERFACE.md) on one block; translation-invariant kernels see a and b
         shifted by their pooled mean (the block sum itself is unchanged)."""
-        ext = _extension.require("cpu")
+        ext = _ext()
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         aa, ba = _block_inputs(a, b, table, symmetric)
         total, grad_a, grad_b = ext.pair_sum(aa, ba, table, symmetric, exclude_diag, need_grad, num_threads)
@@ -114,7 +123,7 @@ class CpuBackend(Backend):
     def kernel_matmul(self, a, b, v, terms, exclude_diag, want_sq, precision, num_threads):
         """The C++ kernel_matmul pass; translation-invariant kernels see a and b shifted by their pooled mean
         (same values, less cancellation in |a|² + |b|² - 2aᵀb)."""
-        ext = _extension.require("cpu")
+        ext = _ext()
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         aa, ba = _block_inputs(a, b, table)
         va = v.detach().contiguous().numpy()
@@ -123,7 +132,7 @@ class CpuBackend(Backend):
 
     def pair_stats(self, a, b, terms, symmetric, exclude_diag, precision, num_threads):
         """The C++ pair_stats pass (csrc/INTERFACE.md): each unordered pair once for a symmetric block."""
-        ext = _extension.require("cpu")
+        ext = _ext()
         table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
         aa, ba = _block_inputs(a, b, table, symmetric)
         total, rows, cols, squares = ext.pair_stats(aa, ba, table, symmetric, exclude_diag, num_threads)
