@@ -1,5 +1,6 @@
 """The C++ backend's instruction-set variants side by side with a build for this very machine
-(-march=native, what setup.py compiled before the variants), on the same inputs in one run.
+(-march=native, what setup.py compiled before the variants, with the same other flags), on the same inputs
+in one run.
 
     python -m bench.cpu_variants                 # builds the native copy in a temporary folder (about 30 s)
     python -m bench.cpu_variants --quick         # small shapes, for a smoke test
@@ -45,7 +46,7 @@ def build_native(folder: Path) -> object:
                                 include_dirs=[csrc], define_macros=[("FASTMMD_MODULE", "_C_native"),
                                                                     ("FASTMMD_VARIANT", '"native"')],
                                 extra_compile_args=["-O3", "-fopenmp", "-std=c++17", "-fno-math-errno",
-                                                    "-march=native"],
+                                                    "-fno-trapping-math", "-march=native"],
                                 extra_link_args=["-fopenmp"], cxx_std=17)
         setup(name="fastmmd-native-bench", ext_modules=[ext], cmdclass={{"build_ext": build_ext}},
               script_args=["build_ext", "--build-lib", {str(folder)!r}, "--build-temp",
