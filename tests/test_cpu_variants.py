@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -92,6 +93,30 @@ def test_each_variant_was_compiled_for_its_instruction_sets(variant):
         assert "avx512f" not in ext.COMPILED_FOR
     if variant == "baseline" and X86:
         assert "avx2" not in ext.COMPILED_FOR and "sse2" in ext.COMPILED_FOR
+
+
+def _instructions(variant: str) -> list:
+    """The mnemonics and operands of every instruction in the variant's shared library (objdump -d)."""
+    path = import_variant(variant).__file__
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True, text=True,
+                             check=True).stdout
+    return [line.split("\t", 1)[1] for line in listing.splitlines() if line.startswith(" ") and "\t" in line]
+
+
+@pytest.mark.skipif(not X86 or shutil.which("objdump") is None, reason="reads x86-64 machine code with objdump")
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v in built_variants()])
+def test_each_variant_s_machine_code_stays_within_its_instruction_sets(variant):
+    """What the CPU will execute, not what the macros say: the baseline has no VEX/EVEX instruction (every
+    AVX mnemonic starts with v), AVX2 no 512-bit register, AVX-512 uses them (else it is no faster)."""
+    code = _instructions(variant)
+    assert len(code) > 10000
+    wide = sum("%zmm" in op for op in code)
+    if variant == "baseline":
+        assert not [op for op in code if op.startswith("v") or "%ymm" in op][:5]
+    elif variant == "avx2":
+        assert wide == 0 and sum("%ymm" in op for op in code) > 100
+    else:
+        assert wide > 100
 
 
 def test_x86_builds_every_variant_and_other_platforms_the_baseline():

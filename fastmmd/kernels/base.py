@@ -48,7 +48,7 @@ TRANSLATION_INVARIANT_FAMILIES = frozenset(
 SHIFT_INVARIANT_MMD_FAMILIES = TRANSLATION_INVARIANT_FAMILIES | {Family.LINEAR, Family.ENERGY}
 
 # The largest polynomial degree of the compiled backends (C++ and Triton unroll the power; csrc checks the
-# same bound, exported as fastmmd._C.MAX_POLYNOMIAL_DEGREE).
+# same bound, exported as MAX_POLYNOMIAL_DEGREE by every fastmmd._C_<variant>).
 MAX_COMPILED_DEGREE = 64
 
 Params = Union[float, Tuple[float, ...]]
