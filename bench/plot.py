@@ -12,6 +12,7 @@ commit). Cases that ended without a time (out of memory, over the memory limit) 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -93,7 +94,8 @@ def plot_metric(rows: Sequence[dict], metric: str, out: Path, title: str) -> Pat
                 ax.set_ylabel(label)
             if i == 0 and j == len(ds) - 1:
                 ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title, fontsize=10)
+    # one panel is narrower than the title: wrap it at the figure's width
+    fig.suptitle(textwrap.fill(title, width=max(40, int(11 * fig.get_figwidth()))), fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -118,7 +120,8 @@ def plot_csv(csv_path: Path, out: Optional[Path] = None, device: Optional[str] =
     paths written (none when no row matches)."""
     csv_path = Path(csv_path)
     all_rows = read_rows(csv_path)
-    rows = select_rows(all_rows, device, commit, bench if bench is not None else default_bench(csv_path, all_rows))
+    bench = bench if bench is not None else default_bench(csv_path, all_rows)
+    rows = select_rows(all_rows, device, commit, bench)
     if not rows:
         return []
     out = Path(out) if out is not None else csv_path.with_suffix(".png")
