@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 
 "$python_bin" -m venv "$work/venv"
 py="$work/venv/bin/python"
-"$py" -m pip install --quiet "${links[@]}" "torch==$torch_version" numpy pytest hypothesis pybind11 setuptools wheel
+"$py" -m pip install --quiet "${links[@]}" "torch==$torch_version" numpy pytest hypothesis "pybind11>=2.10" "setuptools>=64" wheel
 "$py" -m pip install --quiet --no-build-isolation --no-deps "$repo"
 
 cd "$repo"

@@ -9,6 +9,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -155,8 +156,11 @@ def test_a_bad_request_is_an_error(requested, match):
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
+    # the fastmmd under test, whether installed, editable or run from the source tree
+    path = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(fastmmd.__file__)),
+                                         os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env, "PYTHONPATH": path}, cwd=tempfile.gettempdir())
 
 
 def test_the_environment_variable_forces_a_variant_and_info_says_which():

@@ -27,7 +27,7 @@ def _args(kernel, estimator, dtype, need_grad, n=7, m=7, d=3):
         x.requires_grad_(True)
         y.requires_grad_(True)
     terms = kernel.terms(d).ravel().tolist()
-    return (x, y, terms, estimator, need_grad, 1)
+    return (x, y, terms, estimator, need_grad, 1, "cpu", "highest")
 
 
 def test_op_is_registered():
@@ -58,8 +58,8 @@ def test_opcheck(kernel_name, estimator, dtype, need_grad):
 def test_op_outputs(estimator):
     """The op gives (MMD², dMMD²/dx, dMMD²/dy), matching the public function and its autograd."""
     kernel = KERNELS["rq_1dot"]
-    x, y, terms, _, _, _ = _args(kernel, estimator, torch.float64, need_grad=False, n=9, m=9)
-    value, gx, gy = _op()(x, y, terms, estimator, True, 1)
+    x, y, terms, _, _, _, backend, precision = _args(kernel, estimator, torch.float64, need_grad=False, n=9, m=9)
+    value, gx, gy = _op()(x, y, terms, estimator, True, 1, backend, precision)
     xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
     ref = fastmmd.mmd2(xr, yr, kernel=kernel, estimator=estimator, backend="reference")
     ref_gx, ref_gy = torch.autograd.grad(ref, (xr, yr))
@@ -69,7 +69,7 @@ def test_op_outputs(estimator):
     assert abs(float(value) - float(ref)) <= 1e-10 * max(1.0, abs(float(ref)))
     assert float((gx - ref_gx).abs().max()) <= 1e-10 * scale
     assert float((gy - ref_gy).abs().max()) <= 1e-10 * scale
-    value_only, ex, ey = _op()(x, y, terms, estimator, False, 1)
+    value_only, ex, ey = _op()(x, y, terms, estimator, False, 1, backend, precision)
     # (a different pass: equal to rounding, not necessarily to the bit)
     assert abs(float(value_only) - float(value)) <= 1e-13 * max(1.0, abs(float(value)))
     assert ex.numel() == 0 and ey.numel() == 0

@@ -18,7 +18,6 @@ from brute_force import Term, mmd2_terms
 from cases import CASE_BY_NAME, CASES, assert_grad_close, assert_value_close
 from conftest import sample_xy
 from fastmmd.backends import get_backend
-from fastmmd.backends._triton import launch
 from fastmmd.kernels import SHIFT_INVARIANT_MMD_FAMILIES
 from tolerances import (
     COMPILED_FLOAT32_ATOL,
@@ -35,6 +34,8 @@ DTYPES = [torch.float64, torch.float32]
 
 if get_backend("triton").unavailable_reason() is not None:
     pytest.skip(f"triton backend unavailable: {get_backend('triton').unavailable_reason()}", allow_module_level=True)
+
+from fastmmd.backends._triton import launch  # noqa: E402 (after the skip: it needs a triton the backend runs on)
 
 
 @pytest.fixture(params=["fused", "chunked"])

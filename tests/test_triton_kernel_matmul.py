@@ -18,7 +18,6 @@ from brute_force import gram, weighted_sum_and_grad
 from cases import CASE_BY_NAME, CASES
 from conftest import sample_xy
 from fastmmd.backends import get_backend
-from fastmmd.backends._triton import configs, launch
 from fastmmd.ops.kernel_matmul import kernel_products
 from tolerances import FLOAT64_ATOL, FLOAT64_GRADIENT_RTOL, tolerance
 
@@ -30,6 +29,8 @@ COLUMNS = (1, 3, 20)
 
 if get_backend("triton").unavailable_reason() is not None:
     pytest.skip(f"triton backend unavailable: {get_backend('triton').unavailable_reason()}", allow_module_level=True)
+
+from fastmmd.backends._triton import configs, launch  # noqa: E402 (after the skip: it needs a triton the backend runs on)
 
 
 def weights(m, p, seed=0):

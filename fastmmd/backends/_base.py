@@ -141,7 +141,7 @@ class LazyImport:
 
 def polynomial_degree_reasons(terms: np.ndarray, max_degree: int) -> List[str]:
     """The refusal of a kernel table (T, 5) whose polynomial degrees exceed what a backend evaluates."""
-    degrees = terms[terms[:, 0] == Family.POLYNOMIAL, 4]
+    degrees = terms[terms[:, 0] == int(Family.POLYNOMIAL), 4]
     if (degrees > max_degree).any():
         return [f"polynomial degree {int(degrees.max())} > {max_degree} not supported"]
     return []

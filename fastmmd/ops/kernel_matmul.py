@@ -10,8 +10,8 @@ with K_r = dk/dr² and K_c = dk/d(aᵀb) - 2 dk/dr² (kernels again), so a backw
 smooth at a = b (not Laplacian or Energy); d/dv works for every kernel. The reference backend computes
 K in float64 with torch and lets autograd differentiate it.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: torch < 2.5 reads the custom op's signature from its
+# annotations as objects, and cannot parse them as strings.
 import math
 from typing import List, Tuple
 
@@ -37,8 +37,8 @@ def kernel_matmul_fused(
     exclude_diag: bool,
     want_sq: bool,
     num_threads: int,
-    backend: str = "cpu",
-    precision: str = "highest",
+    backend: str,
+    precision: str,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(K(a, b) @ v (n, p), row sums of K∘K (n,) or an empty (0,) tensor without want_sq) for a (n, d),
     b (m, d), v (m, p). terms: the kernel's (T, 5) table flattened; exclude_diag (n = m) leaves out i = j."""
@@ -46,8 +46,8 @@ def kernel_matmul_fused(
 
 
 @kernel_matmul_fused.register_fake
-def _kernel_matmul_fused_fake(a, b, v, terms, exclude_diag, want_sq, num_threads, backend="cpu",
-                              precision="highest"):
+def _kernel_matmul_fused_fake(a, b, v, terms, exclude_diag, want_sq, num_threads, backend,
+                              precision):
     return a.new_empty((a.shape[0], v.shape[1])), a.new_empty((a.shape[0],) if want_sq else (0,))
 
 

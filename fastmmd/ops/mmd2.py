@@ -5,8 +5,8 @@ Dispatch: the reference backend computes with torch autograd. A fused backend go
 from the same pass; backward multiplies the saved gradients by the incoming one. The linear-time
 estimator is O(n·d) torch code on every backend.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: torch < 2.5 reads the custom op's signature from its
+# annotations as objects, and cannot parse them as strings.
 from typing import List, Tuple
 
 import torch
@@ -35,8 +35,8 @@ def mmd2_fused(
     estimator: str,
     need_grad: bool,
     num_threads: int,
-    backend: str = "cpu",
-    precision: str = "highest",
+    backend: str,
+    precision: str,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(MMD², d MMD²/dx, d MMD²/dy) for x (n, d), y (m, d): one fused pass per block.
 
@@ -48,7 +48,7 @@ def mmd2_fused(
 
 
 @mmd2_fused.register_fake
-def _mmd2_fused_fake(x, y, terms, estimator, need_grad, num_threads, backend="cpu", precision="highest"):
+def _mmd2_fused_fake(x, y, terms, estimator, need_grad, num_threads, backend, precision):
     value = x.new_empty(())
     if need_grad:
         return value, x.new_empty(x.shape), y.new_empty(y.shape)

@@ -71,7 +71,7 @@ def pack_terms(
         families=families,
         count=len(table),
         params=torch.tensor(params, dtype=dtype, device=device),
-        energy_weight=float(table[table[:, 0] == Family.ENERGY, 1].sum()),
+        energy_weight=float(table[table[:, 0] == int(Family.ENERGY), 1].sum()),
         needs_sqrt=bool(codes & SQRT_FAMILIES),
         needs_dot=bool(codes & DOT_FAMILIES),
         needs_norm=Family.ENERGY in codes,
