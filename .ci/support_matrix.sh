@@ -27,7 +27,7 @@ py="$work/venv/bin/python"
 "$py" -m pip install --quiet "${links[@]}" "torch==$torch_version" numpy pytest hypothesis "pybind11>=2.10" "setuptools>=64" wheel
 "$py" -m pip install --quiet --no-build-isolation --no-deps "$repo"
 
-cd "$repo"
+cd "$work"  # from outside the tree: its fastmmd/ folder would shadow the installed package
 versions="$("$py" -c "
 import sys, fastmmd, os, torch
 assert os.path.realpath(fastmmd.__file__).startswith(os.path.realpath(sys.prefix)), fastmmd.__file__
@@ -36,6 +36,7 @@ try:
 except ImportError:
     t = 'none'
 print(f'python {sys.version.split()[0]}, torch {torch.__version__}, triton {t}, numpy {__import__(\"numpy\").__version__}')")"
+cd "$repo"  # the tests' conftest; the pytest script does not put the working folder on sys.path
 status=0
 "$work/venv/bin/pytest" -q -p no:cacheprovider -m "not cuda" \
     tests/test_mmd2.py tests/test_kernels.py tests/test_cpu_variants.py tests/test_kernel_matmul.py \
