@@ -19,6 +19,7 @@ from fastmmd.kernels import (
     RationalQuadratic,
     get_kernel,
 )
+from fastmmd.kernels.views import DeepKernel, ViewKernel, ViewTerm
 from fastmmd.ops.kernel_matmul import kernel_matmul
 from fastmmd.ops.mmd2 import mmd2
 from fastmmd.ops.smmd import jacobian_sqnorm, smmd2, smmd_scale
@@ -27,6 +28,7 @@ from fastmmd.statistics.kid import KIDResult, kid
 from fastmmd.statistics.median_bandwidth import median_bandwidth
 from fastmmd.statistics.mmd2_and_variance import MMDVariance, mmd2_and_variance
 from fastmmd.statistics.mmd_test import TestResult, mmd2_of_relabellings, mmd_test, permutation_labels
+from fastmmd.statistics.power import LearnedTestResult, learned_kernel_test, power_criterion
 from fastmmd.statistics.relative_mmd_test import RelativeTestResult, relative_mmd_test
 
 __version__ = "0.1.0"
@@ -51,6 +53,12 @@ __all__ = [
     "TestResult",
     "mmd2_of_relabellings",
     "permutation_labels",
+    "power_criterion",
+    "learned_kernel_test",
+    "LearnedTestResult",
+    "DeepKernel",
+    "ViewKernel",
+    "ViewTerm",
     "Kernel",
     "KernelSum",
     "Gaussian",

@@ -4,8 +4,9 @@
     Gaussian(bandwidth=(2.0, 5.0)) + 0.5 * Linear()
 
 base: the interface, its algebra and the family codes; families: each family's formula, encoding, frame and
-derivative rules; derivatives: the derivative-kernel tables built from those rules; geometry: the pairwise
-quantities the torch formulas use; names: the named kernels and presets.
+derivative rules; derivatives: the derivative-kernel tables built from those rules; products: the square of
+a kernel as a table; views: kernels that learn (sums of constant kernels on learned views, DeepKernel);
+geometry: the pairwise quantities the torch formulas use; names: the named kernels and presets.
 """
 from fastmmd.kernels.base import (
                                   MAX_COMPILED_DEGREE,

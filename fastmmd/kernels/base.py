@@ -21,7 +21,8 @@ import torch
 from fastmmd.kernels.geometry import PairGeometry
 
 __all__ = ["Family", "FamilyRules", "RULES", "Kernel", "KernelSum", "TableKernel", "Params", "evaluate_terms",
-           "table_rows", "register_rules", "TRANSLATION_INVARIANT_FAMILIES", "SHIFT_INVARIANT_MMD_FAMILIES",
+           "table_rows", "register_rules", "is_learnable", "TRANSLATION_INVARIANT_FAMILIES",
+           "SHIFT_INVARIANT_MMD_FAMILIES",
            "MAX_COMPILED_DEGREE"]
 
 
@@ -66,6 +67,23 @@ def _plain(name: str, value: object) -> object:
         return value.detach().cpu().tolist()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    return value
+
+
+def is_learnable(value: object) -> bool:
+    """Whether `value` is a learnable parameter: a tensor that requires grad."""
+    return isinstance(value, torch.Tensor) and value.requires_grad
+
+
+def _learnable_tensor(name: str, value: torch.Tensor, positive: bool = True) -> torch.Tensor:
+    """A learnable parameter checked: a floating 0-dim or 1-D tensor of finite (positive) values."""
+    if not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor; got {value.dtype}")
+    if value.dim() > 1 or value.numel() == 0:
+        raise ValueError(f"{name} must be a 0-dim or a non-empty 1-D tensor; got shape {tuple(value.shape)}")
+    values = value.detach()
+    if not bool(torch.isfinite(values).all()) or (positive and not bool((values > 0).all())):
+        raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}; got {values.tolist()!r}")
     return value
 
 
@@ -168,6 +186,16 @@ class Kernel(abc.ABC):
     def _rows(self, d: int) -> list:
         """The rows [family, weight, p1, p2, p3] of this kernel for feature dimension d."""
 
+    @property
+    def learnable(self) -> bool:
+        """Whether some parameter is a tensor that requires grad (docs/learned_kernels.md): then `terms`
+        holds its current values and only the ops that differentiate in kernel parameters accept it."""
+        return bool(getattr(self, "_tensors", None))
+
+    def learnable_tensors(self) -> Dict[str, torch.Tensor]:
+        """{parameter name: the tensor given for it} of the parameters given as tensors that require grad."""
+        return dict(getattr(self, "_tensors", None) or {})
+
     def _evaluate(self, geo: PairGeometry) -> torch.Tensor:
         """k over the pairs of `geo`, shaped like its quantities: the sum of its rows' values."""
         return evaluate_terms(self.terms(geo.dim), geo)
@@ -216,6 +244,8 @@ class Kernel(abc.ABC):
     def __mul__(self, weight: object) -> KernelSum:
         if isinstance(weight, (Kernel, str)):
             return NotImplemented
+        if is_learnable(weight):
+            return KernelSum(((weight, self),))
         w = _real("weight", _plain("weight", weight))
         return KernelSum(tuple((w * v, k) for v, k in self._parts()))
 
@@ -230,22 +260,52 @@ class KernelSum(Kernel):
     parts: Tuple[Tuple[float, Kernel], ...] = field(default=())
 
     def __post_init__(self):
-        flat = []
+        flat, live = [], []
         for part in self.parts:
             if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], Kernel)):
                 raise ValueError(f"parts must be (weight, kernel) pairs; got {part!r}")
-            weight = _real("weight", _plain("weight", part[0]))
-            flat.extend((weight * w, k) for w, k in part[1]._parts())
+            given = part[0]
+            if is_learnable(given):
+                given = _learnable_tensor("weight", given, positive=False)
+                if given.dim() != 0:
+                    raise ValueError(f"a learnable weight must be a 0-dim tensor; got shape {tuple(given.shape)}")
+                weight = float(given.detach())
+            else:
+                weight = _real("weight", _plain("weight", given))
+            inner = part[1]._live_weights() if isinstance(part[1], KernelSum) else (None,)
+            base = part[1].parts if isinstance(part[1], KernelSum) else ((1.0, part[1]),)
+            for (w, k), inner_live in zip(base, inner):
+                flat.append((weight * w, k))
+                if is_learnable(given) or inner_live is not None:
+                    live.append((given if is_learnable(given) else weight) * (w if inner_live is None else inner_live))
+                else:
+                    live.append(None)
         if not flat:
             raise ValueError("parts must not be empty")
         object.__setattr__(self, "parts", tuple(flat))
+        object.__setattr__(self, "_weights", tuple(live))
+
+    def _live_weights(self) -> Tuple[Optional[torch.Tensor], ...]:
+        """Per part, the weight as the tensor expression it came from when it is learnable, else None."""
+        return getattr(self, "_weights", (None,) * len(self.parts))
+
+    @property
+    def learnable(self) -> bool:  # type: ignore[override]
+        return any(w is not None for w in self._live_weights()) or any(k.learnable for _, k in self.parts)
+
+    def learnable_tensors(self) -> Dict[str, torch.Tensor]:
+        out = {f"parts[{i}].weight": w for i, w in enumerate(self._live_weights()) if w is not None}
+        for i, (_, k) in enumerate(self.parts):
+            out.update({f"parts[{i}].{name}": t for name, t in k.learnable_tensors().items()})
+        return out
 
     @property
     def translation_invariant(self) -> bool:  # type: ignore[override]
         return all(k.translation_invariant for _, k in self.parts)
 
     def _parts(self):
-        return self.parts
+        # the learnable weights as their tensors, so that sums and multiples of this sum keep them
+        return tuple((w if live is None else live, k) for (w, k), live in zip(self.parts, self._live_weights()))
 
     def _rows(self, d):
         rows = []

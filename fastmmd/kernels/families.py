@@ -22,15 +22,33 @@ from fastmmd.kernels.base import (
     _as_tuple,
     _check_dim,
     _frame_weight,
+    _learnable_tensor,
     _plain,
     _positive,
     _positive_or_sequence,
     _real,
     _row,
+    is_learnable,
     register_rules,
 )
 
 __all__ = ["Gaussian", "RationalQuadratic", "Laplacian", "InverseMultiquadric", "Energy", "Linear", "Polynomial"]
+
+
+def _keep_learnable(kernel: Kernel, name: str, vector: bool = True) -> None:
+    """A parameter given as a tensor that requires grad: kept (checked) in kernel._tensors, and its current
+    values put in its field for the table (docs/learned_kernels.md)."""
+    value = getattr(kernel, name)
+    if not is_learnable(value):
+        return
+    value = _learnable_tensor(name, value)
+    if not vector and value.dim() != 0:
+        raise ValueError(f"{name} must be a 0-dim tensor; got shape {tuple(value.shape)}")
+    tensors = dict(getattr(kernel, "_tensors", None) or {})
+    tensors[name] = value
+    object.__setattr__(kernel, "_tensors", tensors)
+    values = value.detach().cpu().double()
+    object.__setattr__(kernel, name, float(values) if value.dim() == 0 else tuple(values.tolist()))
 
 
 def _constant(weight: float) -> list:
@@ -46,6 +64,7 @@ class Gaussian(Kernel):
     translation_invariant: ClassVar[bool] = True
 
     def __post_init__(self):
+        _keep_learnable(self, "bandwidth")
         object.__setattr__(self, "bandwidth", _positive_or_sequence("bandwidth", self.bandwidth))
 
     def _rows(self, d):
@@ -75,6 +94,7 @@ class RationalQuadratic(Kernel):
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", _positive_or_sequence("alpha", self.alpha))
+        _keep_learnable(self, "scale", vector=False)
         object.__setattr__(self, "scale", _positive("scale", self.scale))
 
     def _rows(self, d):

@@ -35,9 +35,16 @@ _NAMED = {
 KERNEL_NAMES = tuple(_NAMED)
 
 
-def get_kernel(name_or_kernel: Union[str, Kernel]) -> Kernel:
-    """A kernel from its name (see `KERNEL_NAMES`), or the kernel itself when given one."""
+def get_kernel(name_or_kernel: Union[str, Kernel], learnable: bool = False) -> Kernel:
+    """A kernel from its name (see `KERNEL_NAMES`), or the kernel itself when given one. A kernel with
+    learnable parameters (tensors that require grad) is refused unless `learnable`: the ops that do not
+    differentiate in kernel parameters would otherwise leave their gradients silently out."""
     if isinstance(name_or_kernel, Kernel):
+        if name_or_kernel.learnable and not learnable:
+            names = ", ".join(name_or_kernel.learnable_tensors())
+            raise ValueError(f"kernel has parameters that require grad ({names}); this function does not "
+                             "differentiate in kernel parameters (mmd2, mmd2_and_variance, kernel_matmul, "
+                             "power_criterion and kid do): pass them detached")
         return name_or_kernel
     if not isinstance(name_or_kernel, str):
         raise TypeError(f"kernel must be a fastmmd Kernel or a name; got {type(name_or_kernel).__name__}")

@@ -12,6 +12,7 @@ K in float64 with torch and lets autograd differentiate it.
 """
 # No `from __future__ import annotations` here: torch < 2.5 reads the custom op's signature from its
 # annotations as objects, and cannot parse them as strings.
+
 import math
 from typing import List, Tuple
 
@@ -23,9 +24,11 @@ from fastmmd.common.arrays import as_tensors
 from fastmmd.common.validation import check_precision, check_same_space, check_samples
 from fastmmd.kernels import Kernel, resolve_kernel
 from fastmmd.kernels.derivatives import gradient_tables
+from fastmmd.kernels.views import is_view_kernel
 from fastmmd.ops.numerics import frame_for, magnitudes, nan_like, with_bad_rows
+from fastmmd.ops.views import sum_over_terms
 
-__all__ = ["kernel_matmul", "kernel_products", "points_products"]
+__all__ = ["kernel_matmul", "kernel_products", "points_products", "point_gradient"]
 
 
 @torch.library.custom_op("fastmmd::kernel_matmul_fused", mutates_args=(), device_types=("cpu", "cuda"))
@@ -68,7 +71,7 @@ def _product(a, b, v, table: np.ndarray, options) -> torch.Tensor:
     return out
 
 
-def _point_gradient(a, b, v, g, tables, options) -> torch.Tensor:
+def point_gradient(a, b, v, g, tables, options) -> torch.Tensor:
     """d/da of Σ_i g_i · (K(a, b) @ v)_i: a (n, d), b (m, d), v (m, p), g (n, p) -> (n, d)."""
     m, p, d = b.shape[0], v.shape[1], a.shape[1]
     radial = _product(a, b, v, tables.radial, options)  # (n, p)
@@ -86,9 +89,9 @@ def _backward(ctx, grad_out, _grad_sq):
     if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
         tables = gradient_tables(np.asarray(terms, dtype=np.float64).reshape(-1, 5))
         if ctx.needs_input_grad[0]:
-            grad_a = _point_gradient(a, b, v, grad_out, tables, ctx.options)
+            grad_a = point_gradient(a, b, v, grad_out, tables, ctx.options)
         if ctx.needs_input_grad[1]:
-            grad_b = _point_gradient(b, a, grad_out, v, tables, ctx.options)
+            grad_b = point_gradient(b, a, grad_out, v, tables, ctx.options)
     return grad_a, grad_b, grad_v, None, None, None, None, None, None
 
 
@@ -118,13 +121,18 @@ def kernel_matmul(a, b, v, kernel="gaussian", backend="auto", precision="highest
         a: (n, d) points, b: (m, d) points (tensors or numpy arrays; same d, dtype and device).
         v: (m,) or (m, p) weights, same dtype and device; the result has v's shape with n rows.
         kernel: a `fastmmd.kernels.Kernel` or a name; derivatives in a and b need one that is smooth at
-            a = b (every kernel but Laplacian and Energy); derivatives in v work for all.
+            a = b (every kernel but Laplacian and Energy); derivatives in v work for all. Learnable
+            parameters and `fastmmd.DeepKernel` as in `mmd2` (docs/learned_kernels.md).
         backend: "auto", "triton", "cpu" or "reference"; precision: "highest", "tf32", "bf16" (GPU).
     Returns: (n,) or (n, p): out_i = Σ_j k(a_i, b_j) v_j. Memory beyond the output: O((n + m)·d + m·p).
     A NaN or infinity in a row of a makes that row of the result NaN; in b or v, the whole result
     (docs/numerics.md).
     """
     (a, b, v), output = as_tensors(a=a, b=b, v=v)
+    if is_view_kernel(kernel):  # learnable parameters, a DeepKernel: one product per term, on its views
+        check_weights(v, b, "v")
+        return output(sum_over_terms(kernel, (a, b), lambda t: kernel_matmul(*t.views, v, t.kernel, backend,
+                                                                             precision)))
     kernel = resolve_kernel(kernel)
     check_precision(precision)
     check_samples(a, "a")

@@ -7,6 +7,7 @@ estimator is O(n·d) torch code on every backend.
 """
 # No `from __future__ import annotations` here: torch < 2.5 reads the custom op's signature from its
 # annotations as objects, and cannot parse them as strings.
+
 from typing import List, Tuple
 
 import torch
@@ -16,7 +17,9 @@ from fastmmd.common.arrays import as_tensors
 from fastmmd.common.validation import check_estimator, check_pair, check_precision
 from fastmmd.formulas.linear_time import linear_mmd2
 from fastmmd.kernels import Kernel, resolve_kernel
+from fastmmd.kernels.views import is_view_kernel
 from fastmmd.ops.numerics import frame_for, nan_like
+from fastmmd.ops.views import sum_over_terms
 
 __all__ = ["mmd2", "mmd2_fused"]
 
@@ -94,7 +97,9 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
     Args:
         x, y: torch tensors or numpy arrays (numpy in gives a numpy scalar out), same d, dtype and device.
         kernel: a `fastmmd.kernels.Kernel` or a name ("gaussian", "rq", "mix_rbf", ...; see
-            `fastmmd.kernels.KERNEL_NAMES`).
+            `fastmmd.kernels.KERNEL_NAMES`); its parameters may be tensors that require grad (a Gaussian's
+            bandwidth, a rational quadratic's scale, a sum's weights), or a `fastmmd.DeepKernel`: MMD² is
+            then differentiable in them too (docs/learned_kernels.md).
         estimator: "unbiased" (default; n, m >= 2), "biased" (V-statistic), "u-statistic" (n = m; also
             drops tr K_XY) or "linear" (Gretton 2012 linear-time, n = m).
         backend: "auto" (the first fast backend that can run the input: "triton" for CUDA tensors, "cpu"
@@ -104,6 +109,11 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
     in a rescaled frame, or refused with a ValueError when the kernel cannot be (docs/numerics.md).
     """
     (x, y), output = as_tensors(x=x, y=y)
+    if is_view_kernel(kernel):  # learnable parameters, a DeepKernel: one MMD² per term, on its views
+        check_estimator(estimator)
+        check_pair(x, y, estimator)
+        return output(sum_over_terms(kernel, (x, y), lambda t: mmd2(*t.views, t.kernel, estimator, backend,
+                                                                    precision)))
     kernel = resolve_kernel(kernel)
     check_estimator(estimator)
     check_precision(precision)

@@ -95,7 +95,9 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
     Returns KIDResult. For subsets=None: mean = the unbiased MMD² over all pairs (n, m >= 4), std = the
     square root of the unbiased estimate of that estimator's variance (clamped at 0): the standard deviation
     of the estimator over fresh samples of sizes n and m, not a spread across subsets, so it is much
-    smaller than the subset modes' std.
+    smaller than the subset modes' std. Both are differentiable in features that require grad (KID as a
+    training objective, on every backend through fused passes; docs/learned_kernels.md); the subset modes
+    are not (their results carry no gradient).
     """
     (x, y), output = as_tensors(real_feats=real_feats, fake_feats=fake_feats)
     check_samples(x, "real_feats")
@@ -106,12 +108,12 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
     kernel = Polynomial(degree=degree, gamma=gamma, coef0=coef0)
     check_finite(x, "real_feats")
     check_finite(y, "fake_feats")
-    x, y = x.detach(), y.detach()
-    if subsets is None:
+    if subsets is None:  # differentiable in the features that require grad: KID as a loss
         check_variance_sizes(real_feats=x, fake_feats=y)
         value, variance = mmd2_and_variance(x, y, kernel=kernel, backend=backend, precision=precision)
         std = variance.clamp_min(0.0).sqrt()
         return KIDResult(output(value), output(std), "exact", None, None)
+    x, y = x.detach(), y.detach()
 
     size = default_subset_size(mode) if subset_size is None else subset_size
     check_subset_sizes(x.shape[0], y.shape[0], mode, subsets, size)

@@ -1,8 +1,9 @@
 """mmd2_and_variance: the unbiased MMD² and an unbiased estimate of its variance, from fused row sums.
 
-Four fused passes (K_XX·1 and K_YY·1 without their diagonals, K_XY·1, K_YX·1, with the sums of squared
-entries alongside) give every statistic the variance needs (fastmmd.formulas.moments); memory O((n + m)·d).
-The results are not differentiable (the sums of squares are not); use `mmd2` for a differentiable MMD².
+Fused passes (one pair_stats pass per block: row sums, column sums, sums of squared entries) give every
+statistic the variance needs (fastmmd.formulas.moments); memory O((n + m)·d). When x or y requires grad, or
+the kernel learns, both results are differentiable, through fused backward passes
+(fastmmd.statistics.variance_grad; docs/learned_kernels.md).
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from fastmmd.common.arrays import as_tensors
 from fastmmd.common.validation import check_precision, check_same_space, check_samples
 from fastmmd.formulas.moments import mmd2_unbiased_variance
 from fastmmd.kernels import resolve_kernel
+from fastmmd.kernels.views import is_view_kernel, view_terms
 from fastmmd.ops.numerics import frame_for
 from fastmmd.statistics.block_stats import cross_block, self_block
+from fastmmd.statistics.variance_grad import differentiable_mmd2_and_variance
 
 __all__ = ["MMDVariance", "mmd2_and_variance", "check_variance_sizes"]
 
@@ -43,19 +46,26 @@ def mmd2_and_variance(x, y, kernel="gaussian", backend="auto", precision="highes
 
     Args:
         x, y: tensors or numpy arrays (numpy in, numpy float64 scalars out).
-        kernel: a `fastmmd.kernels.Kernel` or a name. backend: "auto", "triton", "cpu", "reference".
+        kernel: a `fastmmd.kernels.Kernel` or a name, with learnable parameters or not, or a
+            `fastmmd.DeepKernel` (docs/learned_kernels.md). backend: "auto", "triton", "cpu", "reference".
         precision: "highest", "tf32", "bf16" (GPU).
     The variance is that of the estimator over fresh samples of the same sizes (Sutherland et al. 2017
     use it for the test power criterion MMD² / sqrt(Var)). A NaN or infinity in x or y gives NaN for both
-    (docs/numerics.md).
+    (docs/numerics.md). Both are differentiable in x, y and the kernel's learnable parameters when any of
+    them requires grad: then the kernel's square must be a sum of kernel terms (Gaussian mixtures, one
+    rational quadratic, polynomials: `fastmmd.kernels.products`), and second derivatives need the reference
+    backend.
     """
     (x, y), output = as_tensors(x=x, y=y)
-    kernel = resolve_kernel(kernel)
     check_precision(precision)
     check_samples(x, "x")
     check_samples(y, "y")
     check_same_space(x, y)
     check_variance_sizes(x=x, y=y)
+    if is_view_kernel(kernel) or (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
+        value, variance = _differentiable(x, y, kernel, backend, precision)
+        return MMDVariance(output(value), output(variance))
+    kernel = resolve_kernel(kernel)
     chosen = select_backend(backend, x, y, kernel, None, precision, op="kernel_matmul")
     frame = frame_for(kernel, x, y)
     if not frame.finite:
@@ -69,3 +79,23 @@ def mmd2_and_variance(x, y, kernel="gaussian", backend="auto", precision="highes
         value = frame.unscale(xx.mean + yy.mean - 2 * xy.mean)
         variance = frame.unscale(mmd2_unbiased_variance(xx, yy, xy), 2)
     return MMDVariance(output(value), output(variance))
+
+
+def _differentiable(x: torch.Tensor, y: torch.Tensor, kernel, backend: str, precision: str):
+    """(MMD²_u, variance) differentiable in x, y and the kernel's learnable parameters (statistics/variance_grad)."""
+    if not is_view_kernel(kernel):
+        kernel = resolve_kernel(kernel)
+    terms = view_terms(kernel, x, y)
+    chosen = None
+    for term in terms:
+        vx, vy = term.views
+        chosen = select_backend(backend, vx, vy, term.kernel, None, precision, op="kernel_matmul")
+        frame = frame_for(term.kernel, vx, vy)
+        if not frame.finite:  # NaN, and NaN gradients: nothing finite comes out of a non-finite input
+            nan = (sum(v.sum() for t in terms for v in t.views) * float("nan")).to(torch.float64)
+            return nan, nan.clone()
+        if frame.factor != 1.0 or frame.value_factor != 1.0:
+            raise ValueError("the views of x and y are beyond the range where the differentiable variance runs in "
+                             f"{vx.dtype} (their squared norms or the kernel's values leave it); pass float64 "
+                             "points (docs/numerics.md)")
+    return differentiable_mmd2_and_variance(terms, chosen, precision)

@@ -31,6 +31,7 @@ from fastmmd.formulas.permutations import (
     permutation_labels,
 )
 from fastmmd.kernels import resolve_kernel
+from fastmmd.kernels.views import is_view_kernel, view_terms
 from fastmmd.ops.numerics import frame_for
 from fastmmd.statistics.relabelled import relabelled_statistics
 
@@ -77,7 +78,9 @@ def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="gr
 
     Args:
         x, y: tensors or numpy arrays (same d, dtype, device, finite); n, m >= 2 for the unbiased estimator.
-        kernel: a `fastmmd.kernels.Kernel` or a name, e.g. `Gaussian(bandwidth=median_bandwidth(x, y))`.
+        kernel: a `fastmmd.kernels.Kernel` or a name, e.g. `Gaussian(bandwidth=median_bandwidth(x, y))`, or
+            a learned one (a `fastmmd.DeepKernel`, learnable parameters): its current values, each term's
+            statistics from the same relabellings, weighted (docs/learned_kernels.md).
         permutations: the number P of random relabellings (the pool [x; y] shuffled by `torch.randperm`
             from a CPU torch.Generator seeded with `seed`; `permutation_labels(n, m, P, seed)` gives them).
         alternative: "greater" (default: MMD² larger than under the null, the usual test),
@@ -95,13 +98,38 @@ def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="gr
     permutations take more passes) plus 8 bytes per permutation; a request whose null samples alone exceed
     2 GiB is refused before any work.
     """
-    x, y, pool, frame, chosen, output = _prepare(x, y, kernel, estimator, backend, precision)
-    kernel = frame.kernel
     permutations = whole_number(permutations, "permutations")
     check_request("permutations", permutations, 8)
     seed = check_seed(seed)
     check_choice("alternative", alternative, ALTERNATIVES)
-    n, m = x.shape[0], y.shape[0]
+    if is_view_kernel(kernel):  # a learned kernel: Σ_t w_t × the statistics of term t, same relabellings
+        (x, y), output = as_tensors(x=x, y=y)
+        check_pair(x, y, estimator)
+        check_finite(x, "x")
+        check_finite(y, "y")
+        with torch.no_grad():
+            terms = [(float(t.weight), t.views, t.kernel) for t in view_terms(kernel, x.detach(), y.detach())]
+    else:
+        terms = [(1.0, (x, y), kernel)]
+    values = scale = None
+    for weight, (tx, ty), term_kernel in terms:
+        tx, ty, pool, frame, chosen, output = _prepare(tx, ty, term_kernel, estimator, backend, precision)
+        part, part_scale = _all_statistics(pool, tx.shape[0], ty.shape[0], frame.kernel, estimator, chosen,
+                                           precision, permutations, seed)
+        tolerance_unit = TIE_ULPS * torch.finfo(pool.dtype).eps
+        part, part_scale = weight * frame.unscale(part), abs(weight) * frame.unscale(part_scale)
+        values = part if values is None else values + part
+        scale = part_scale if scale is None else scale + part_scale
+    statistic, null = values[0], values[1:]
+    tolerance = tolerance_unit * torch.maximum(scale, values.abs().max())
+    p_value = permutation_p_value(statistic, null, alternative, tolerance)
+    return TestResult(output(statistic), output(p_value), output(null))
+
+
+def _all_statistics(pool: torch.Tensor, n: int, m: int, kernel, estimator: str, chosen, precision: str,
+                    permutations: int, seed: int):
+    """(statistics (1 + P,) float64: the observed labels' first, then the relabellings', the typical |k|) of the
+    pool in its frame, in passes of `columns_per_pass` relabellings."""
     per_pass = columns_per_pass(n + m, pool.dtype)
     values, scales = [], []
     with torch.no_grad():
@@ -111,11 +139,7 @@ def mmd_test(x, y, kernel="gaussian", permutations=1000, seed=0, alternative="gr
             part, scale = relabelled_statistics(pool, labels, n, kernel, estimator, chosen, precision)
             values.append(part)
             scales.append(scale)
-    values, scale = torch.cat(values), scales[0]
-    statistic, null = values[0], values[1:]
-    tolerance = TIE_ULPS * torch.finfo(pool.dtype).eps * torch.maximum(scale, values.abs().max())
-    p_value = permutation_p_value(statistic, null, alternative, tolerance)
-    return TestResult(output(frame.unscale(statistic)), output(p_value), output(frame.unscale(null)))
+    return torch.cat(values), scales[0]
 
 
 def permutation_p_value(statistic: torch.Tensor, null: torch.Tensor, alternative: str,
