@@ -91,8 +91,9 @@ class Backend(abc.ABC):
         """Every reason this backend cannot run `op` for x (n, d), y (m, d) (with `estimator` for mmd2, None
         for the other ops); empty if it can."""
         missing = self.unavailable_reason()
-        out = [] if missing is None else [missing]
-        out.extend(self.op_reasons(op))
+        if missing is not None:  # the other checks may need what is missing (triton's, say)
+            return [missing]
+        out = list(self.op_reasons(op))
         caps = self.capabilities
         if caps.devices is not None and x.device.type not in caps.devices:
             out.append(f"inputs on {x.device}; it runs on {', '.join(caps.devices)} tensors only")
