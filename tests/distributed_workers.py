@@ -4,7 +4,6 @@ the concatenated samples. Spawned children import this module by name (tests/ is
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 import fastmmd
+from spawn import save_rank_results
 
 # Uneven shards: rank q holds X_SIZES[q] rows of x and Y_SIZES[q] of y (the first `world` entries).
 X_SIZES = (5, 9, 2, 7)
@@ -170,8 +170,6 @@ def run_cases(rank: int, world: int, store: str, results: str) -> None:
         _numerics_cases(rank, world, out)
         _error_cases(rank, world, out)
         dist.barrier()
+        save_rank_results(out, results, rank)  # before the teardown, which can hang (tests/spawn.py)
     finally:
         dist.destroy_process_group()
-    path = Path(results) / f"rank{rank}.pt"
-    torch.save(out, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)

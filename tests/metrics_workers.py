@@ -5,12 +5,13 @@ by name (tests/ is on their sys.path)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Dict
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from spawn import save_rank_results
 
 # Uneven shards: rank q holds REAL_SIZES[q] real rows and FAKE_SIZES[q] fake rows (the first `world`).
 REAL_SIZES = (23, 40, 17)
@@ -130,8 +131,6 @@ def run_cases(rank: int, world: int, store: str, results: str) -> None:
         out: Dict = {}
         _cases(rank, world, out)
         dist.barrier()
+        save_rank_results(out, results, rank)  # before the teardown, which can hang (tests/spawn.py)
     finally:
         dist.destroy_process_group()
-    path = Path(results) / f"rank{rank}.pt"
-    torch.save(out, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
