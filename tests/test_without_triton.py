@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 import fastmmd
 
 SCRIPT = """
@@ -38,3 +40,13 @@ def test_everything_but_the_triton_backend_runs_without_triton():
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
                           cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": path})
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_a_triton_older_than_the_backend_needs_is_named(monkeypatch):
+    triton = pytest.importorskip("triton")
+    from fastmmd.backends import triton as backend
+
+    monkeypatch.setattr(triton, "__version__", "3.0.0")
+    with pytest.raises(ImportError, match="triton 3.0.0 is older than 3.3"):
+        backend._import_launch()
+    assert backend._version("3.3.1+git0a1b") == (3, 3) and backend._version("3.10.0") == (3, 10)

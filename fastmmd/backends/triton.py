@@ -36,7 +36,21 @@ from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, T
 TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
 
 
+# The oldest triton whose API the kernels use (tensor descriptors, triton.tools.tensor_descriptor), and the
+# oldest they were tested with (docs/support.md).
+MIN_TRITON = (3, 3)
+
+
+def _version(text: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in text.split("+")[0].split(".")[:2] if part.isdigit())
+
+
 def _import_launch() -> ModuleType:
+    import triton
+
+    if _version(triton.__version__) < MIN_TRITON:
+        raise ImportError(f"triton {triton.__version__} is older than {'.'.join(map(str, MIN_TRITON))}, the "
+                          "oldest this backend runs on")
     from fastmmd.backends._triton import launch
 
     return launch
