@@ -32,6 +32,10 @@ FAMILIES = ("gaussian", "rq", "laplacian", "imq", "energy", "linear", "polynomia
 # Not translation invariant, but their MMD² is: the fused backends compute them on centred points, whose
 # terms can be far larger than the raw points' (energy of 1-D points of opposite signs is 0 uncentred).
 CENTRED_FAMILIES = ("energy", "linear")
+# The relative error of r² = |a|² + |b|² - 2aᵀb at the C++ backend's near-pair threshold r² / (|a|² + |b|²)
+# (1e-2 in float32, 1e-5 in float64; below it the pair is recomputed from explicit differences): 8 eps / threshold.
+R2_ERROR = {torch.float32: 8 * torch.finfo(torch.float32).eps / 1e-2,
+            torch.float64: 8 * torch.finfo(torch.float64).eps / 1e-5}
 # The words an error must contain to count as naming its argument.
 NAMED = ("kernel", "x", "y", "a", "b", "v", "t", "bandwidth", "alpha", "scale", "c", "beta", "gamma", "degree")
 
@@ -96,20 +100,44 @@ def resolution(dtype) -> float:
     return 32 * info.tiny if dtype == torch.float32 else 8 * info.tiny * info.eps
 
 
-def conditioning(terms, *samples, cross: bool = False) -> float:
+def conditioning(terms, *samples) -> float:
     """How much the kernel amplifies relative rounding: a value e^(-E) deep in a kernel's tail carries the
     relative error E·δ of its exponent, so errors are allowed to grow with E = log(1 / max |k|) once the
-    largest kernel value falls below 1/e. The largest value is over the pairs that are summed: of distinct
-    points of the pool, or (cross) of the first sample's points with the second's. (A point with itself,
-    k = 1 for the radial kernels, would hide every tail.)"""
-    if cross:
-        k = gram(terms, samples[0].double().numpy(), samples[1].double().numpy())
-    else:
-        pool = np.concatenate([s.double().numpy() for s in samples])
-        k = gram(terms, pool, pool)
-        k = k[~np.eye(k.shape[0], dtype=bool)]
-    largest = float(np.abs(k).max(initial=0.0))
+    largest kernel value falls below 1/e. The largest value is over the pairs of distinct points of the pool
+    (a point with itself, k = 1 for the radial kernels, would hide every tail)."""
+    pool = np.concatenate([s.double().numpy() for s in samples])
+    k = gram(terms, pool, pool)
+    largest = float(np.abs(k[~np.eye(k.shape[0], dtype=bool)]).max(initial=0.0))
     return max(1.0, -math.log(largest)) if largest > 0 else 1.0
+
+
+def error_bounds(terms, family: str, dtype, a, b) -> np.ndarray:
+    """(n, m): the size of the rounding error of each kernel value k(a_i, b_j), in units of the dtype's
+    tolerance. A radial value k = e^(-E) moves by at most E times the relative error of its r² (E bounds
+    |d log k / d log r²| for every radial family); r² = |a|² + |b|² - 2aᵀb is accurate to R2_ERROR relative
+    above the C++ near-pair threshold (csrc/kernel_terms.h); deep in a tail, E·δ of the exponent as in
+    `conditioning`. Energy and linear values are formed from norms (|a| + |b| - |a - b|, aᵀb) and rounded
+    at the norms' size."""
+    k = gram(terms, a.double().numpy(), b.double().numpy())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.maximum(-np.log(np.abs(k)), 0.0)  # values above 1 (dot-product kernels): no tail
+        bound = np.abs(k) * (np.maximum(1.0, exponent) + exponent * R2_ERROR[dtype] / tolerance(dtype).value)
+    bound = np.where(np.abs(k) > 0, bound, 0.0)
+    if family in CENTRED_FAMILIES:
+        norm_a = np.linalg.norm(a.double().numpy(), axis=1)[:, None]
+        norm_b = np.linalg.norm(b.double().numpy(), axis=1)[None, :]
+        bound = np.maximum(bound, norm_a + norm_b if family == "energy" else norm_a * norm_b)
+    return bound
+
+
+def unbiased_error_scale(terms, family: str, dtype, x, y) -> float:
+    """The error bounds of `error_bounds` weighted as MMD²_u weighs its pairs."""
+    def mean_off_diagonal(bounds):
+        return bounds[~np.eye(bounds.shape[0], dtype=bool)].mean()
+
+    return float(mean_off_diagonal(error_bounds(terms, family, dtype, x, x))
+                 + mean_off_diagonal(error_bounds(terms, family, dtype, y, y))
+                 + 2 * error_bounds(terms, family, dtype, x, y).mean())
 
 
 def assert_names_an_argument(error: Exception) -> None:
@@ -197,11 +225,11 @@ def test_kernel_matmul_and_witness_are_the_brute_force_nan_or_a_named_error(back
     good = (~a_bad).numpy()
     k = gram(terms, a.double().numpy()[good], b.double().numpy())
     truth = k @ v.double().numpy()
-    scale = (np.abs(k) @ np.abs(v.double().numpy())).max(initial=0.0)  # the size of what the rows sum
-    assume(np.isfinite(scale))
+    amplified = error_bounds(terms, family, dtype, a[good], b)
+    scale = amplified @ np.abs(v.double().numpy())
+    assume(np.isfinite(scale).all())
     np.testing.assert_array_less(np.abs(out.double().numpy()[good] - truth),
-                                 tolerance(dtype).value * scale * conditioning(terms, a[good], b, cross=True)
-                                 + resolution(dtype))
+                                 tolerance(dtype).value * scale + resolution(dtype))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -250,13 +278,13 @@ def test_the_triton_kernels_follow_the_rule(family, dtype, exponent, offset, n, 
         return
     truth = mmd2_terms(terms, x.double().numpy(), y.double().numpy(), "unbiased")
     assume(math.isfinite(truth.value_scale))
-    amplification = conditioning(terms, x, y)
-    allowed = tolerance(dtype).value * truth.value_scale * amplification + resolution(dtype)
-    assert abs(float(got) - truth.mmd2) <= allowed
+    scale = max(truth.value_scale * conditioning(terms, x, y), unbiased_error_scale(terms, family, dtype, x, y))
+    assume(math.isfinite(scale))
+    assert abs(float(got) - truth.mmd2) <= tolerance(dtype).value * scale + resolution(dtype)
     k = gram(terms, x.double().numpy(), y.double().numpy())
-    scale = np.abs(k).sum(1).max()
-    allowed = tolerance(dtype).value * scale * amplification + resolution(dtype)
-    assert np.abs(out.double().numpy() - k.sum(1)).max() <= allowed
+    rows = error_bounds(terms, family, dtype, x, y).sum(1)
+    assume(np.isfinite(rows).all())
+    assert (np.abs(out.double().numpy() - k.sum(1)) <= tolerance(dtype).value * rows + resolution(dtype)).all()
 
 
 # ------------------------------------------------------------------------------------------ fixed cases
@@ -466,3 +494,14 @@ def test_smmd_critics_that_cannot_work_are_named(critic, real, error, match):
     x, y = _pair(torch.float64)
     with pytest.raises(error, match=match):
         fastmmd.smmd2(critic, x if real is None else real, y)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["values", "differentiable"])
+def test_a_variance_beyond_float64_is_refused_not_infinite(requires_grad):
+    """Polynomial values of 1e157 fit float64; their squares, which the variance sums, do not."""
+    gen = np.random.default_rng(18)
+    x = torch.from_numpy(1e26 * gen.standard_normal((6, 1))).requires_grad_(requires_grad)
+    y = torch.from_numpy(1e26 * gen.standard_normal((5, 1)))
+    with pytest.raises(ValueError, match="range") as error:
+        fastmmd.mmd2_and_variance(x, y, fastmmd.Polynomial(), backend="cpu")
+    assert_names_an_argument(error.value)

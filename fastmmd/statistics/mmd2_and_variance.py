@@ -78,7 +78,17 @@ def mmd2_and_variance(x, y, kernel="gaussian", backend="auto", precision="highes
         xy = cross_block(x, y, kernel, chosen, precision)
         value = frame.unscale(xx.mean + yy.mean - 2 * xy.mean)
         variance = frame.unscale(mmd2_unbiased_variance(xx, yy, xy), 2)
+    check_in_range(value, variance)
     return MMDVariance(output(value), output(variance))
+
+
+def check_in_range(value: torch.Tensor, variance: torch.Tensor) -> None:
+    """A ValueError when finite inputs gave a non-finite result: float64 kernel values whose squares (the
+    variance's sums) leave float64's range (never an infinity for a finite input; docs/numerics.md)."""
+    if bool(torch.isfinite(value.detach())) and bool(torch.isfinite(variance.detach())):
+        return
+    raise ValueError("kernel: its values on x and y give sums of squares beyond float64's range, so the "
+                     "variance cannot be represented; scale the data or the kernel down (docs/numerics.md)")
 
 
 def _differentiable(x: torch.Tensor, y: torch.Tensor, kernel, backend: str, precision: str):
@@ -95,7 +105,10 @@ def _differentiable(x: torch.Tensor, y: torch.Tensor, kernel, backend: str, prec
             nan = (sum(v.sum() for t in terms for v in t.views) * float("nan")).to(torch.float64)
             return nan, nan.clone()
         if frame.factor != 1.0 or frame.value_factor != 1.0:
-            raise ValueError("the views of x and y are beyond the range where the differentiable variance runs in "
-                             f"{vx.dtype} (their squared norms or the kernel's values leave it); pass float64 "
-                             "points (docs/numerics.md)")
-    return differentiable_mmd2_and_variance(terms, chosen, precision)
+            advice = "pass float64 points" if vx.dtype == torch.float32 else "scale the data down"
+            raise ValueError("x, y: their views are beyond the range where the differentiable variance runs in "
+                             f"{vx.dtype} (their squared norms or the kernel's values leave it); {advice} "
+                             "(docs/numerics.md)")
+    value, variance = differentiable_mmd2_and_variance(terms, chosen, precision)
+    check_in_range(value, variance)
+    return value, variance
