@@ -3,7 +3,6 @@ its shards of fixed global samples and saves them; the test compares them with t
 the concatenated samples. Spawned children import this module by name (tests/ is on their sys.path)."""
 from __future__ import annotations
 
-import os
 from typing import Callable, Dict
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 import fastmmd
-from spawn import save_rank_results
+from spawn import run_rank
 
 # Uneven shards: rank q holds X_SIZES[q] rows of x and Y_SIZES[q] of y (the first `world` entries).
 X_SIZES = (5, 9, 2, 7)
@@ -156,20 +155,15 @@ def _error_cases(rank: int, world: int, out: Dict) -> None:
             out[f"error/{name}"] = "no error"
 
 
+def _all_cases(rank: int, world: int, out: Dict) -> None:
+    _mmd2_cases(rank, world, out)
+    _statistics_cases(rank, world, out)
+    _smmd_cases(rank, world, out)
+    _collective_cases(rank, world, out)
+    _numerics_cases(rank, world, out)
+    _error_cases(rank, world, out)
+
+
 def run_cases(rank: int, world: int, store: str, results: str) -> None:
-    """The entry point of each spawned rank: gloo over a file store, every case, results saved per rank."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    try:
-        out: Dict = {}
-        _mmd2_cases(rank, world, out)
-        _statistics_cases(rank, world, out)
-        _smmd_cases(rank, world, out)
-        _collective_cases(rank, world, out)
-        _numerics_cases(rank, world, out)
-        _error_cases(rank, world, out)
-        dist.barrier()
-        save_rank_results(out, results, rank)  # before the teardown, which can hang (tests/spawn.py)
-    finally:
-        dist.destroy_process_group()
+    """The entry point of each spawned rank: every case, results saved per rank (tests/spawn.py)."""
+    run_rank(rank, world, store, results, _all_cases)

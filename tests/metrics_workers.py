@@ -4,14 +4,13 @@ test compares them with one process scoring the concatenated features. Spawned c
 by name (tests/ is on their sys.path)."""
 from __future__ import annotations
 
-import os
 from typing import Dict
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from spawn import save_rank_results
+from spawn import run_rank
 
 # Uneven shards: rank q holds REAL_SIZES[q] real rows and FAKE_SIZES[q] fake rows (the first `world`).
 REAL_SIZES = (23, 40, 17)
@@ -123,14 +122,5 @@ def _cases(rank: int, world: int, out: Dict) -> None:
 
 
 def run_cases(rank: int, world: int, store: str, results: str) -> None:
-    """The entry point of each spawned rank: gloo over a file store, every case, results saved per rank."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    try:
-        out: Dict = {}
-        _cases(rank, world, out)
-        dist.barrier()
-        save_rank_results(out, results, rank)  # before the teardown, which can hang (tests/spawn.py)
-    finally:
-        dist.destroy_process_group()
+    """The entry point of each spawned rank: every case, results saved per rank (tests/spawn.py)."""
+    run_rank(rank, world, store, results, _cases)

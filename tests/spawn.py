@@ -9,6 +9,7 @@ from typing import Callable, List
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 SPAWN_TIMEOUT_S = 300
@@ -18,11 +19,21 @@ SPAWN_TIMEOUT_S = 300
 TEARDOWN_GRACE_S = 20
 
 
-def save_rank_results(out: dict, folder: str, rank: int) -> None:
-    """folder/rank<r>.pt, written atomically; called before the process group is torn down."""
-    path = Path(folder) / f"rank{rank}.pt"
-    torch.save(out, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
+def run_rank(rank: int, world: int, store: str, folder: str, cases: Callable[[int, int, dict], None]) -> None:
+    """What each spawned rank does: one thread, gloo over a file store, cases(rank, world, out), then out saved
+    to folder/rank<r>.pt (atomically, before the group's teardown, which can hang: TEARDOWN_GRACE_S)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        out: dict = {}
+        cases(rank, world, out)
+        dist.barrier()
+        path = Path(folder) / f"rank{rank}.pt"
+        torch.save(out, path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+    finally:
+        dist.destroy_process_group()
 
 
 def spawn_ranks(target: Callable, world: int, folder: Path, timeout_s: float = SPAWN_TIMEOUT_S) -> List[dict]:
