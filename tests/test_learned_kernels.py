@@ -12,9 +12,8 @@ import pytest
 import torch
 
 import fastmmd
-from conftest import sample_xy
+from conftest import moments_of_grams, sample_xy
 from fastmmd.backends import get_backend
-from fastmmd.formulas.moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
 from tolerances import FLOAT64_GRADIENT_RTOL, SAME_ARITHMETIC_RTOL
 
 BACKENDS = ["cpu", "reference"] + (["triton"] if get_backend("triton").unavailable_reason() is None else [])
@@ -42,16 +41,6 @@ def unbiased(kxx, kyy, kxy):
     n, m = kxx.shape[0], kyy.shape[0]
     return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
             - 2 * kxy.mean())
-
-
-def moments(kxx, kyy, kxy):
-    def off(k):
-        return k - torch.diag_embed(torch.diagonal(k))
-
-    kxx, kyy = off(kxx), off(kyy)
-    xx, yy = SelfBlock(kxx.sum(1), (kxx * kxx).sum()), SelfBlock(kyy.sum(1), (kyy * kyy).sum())
-    xy = CrossBlock(kxy.sum(1), kxy.sum(0), (kxy * kxy).sum())
-    return xx.mean + yy.mean - 2 * xy.mean, mmd2_unbiased_variance(xx, yy, xy)
 
 
 def assert_close(actual, expected, rtol, what=""):
@@ -136,7 +125,7 @@ def test_variance_in_a_mixture_of_learnable_gaussians(backend):
     def k(a, b):
         return w2 * gaussians(a, b, s2) + 0.5 * gaussians(a, b, three)
 
-    expected_value, expected_variance = moments(k(x, x), k(y, y), k(x, y))
+    expected_value, expected_variance = moments_of_grams(k(x, x), k(y, y), k(x, y))
     assert_close(value, expected_value, SAME_ARITHMETIC_RTOL * 100)
     assert_close(variance, expected_variance, SAME_ARITHMETIC_RTOL * 100)
     got = torch.autograd.grad(value + 5 * variance, (w1, s1))
@@ -161,7 +150,7 @@ def test_deep_kernel_against_its_formula(backend):
     def k(a, b):
         return liu_kernel(a, b, twin.features, twin.log_sigma_phi.exp(), twin.log_sigma_q.exp(), twin.eps)
 
-    expected_value, expected_variance = moments(k(x, x), k(y, y), k(x, y))
+    expected_value, expected_variance = moments_of_grams(k(x, x), k(y, y), k(x, y))
     assert_close(value, expected_value, SAME_ARITHMETIC_RTOL * 100)
     assert_close(variance, expected_variance, SAME_ARITHMETIC_RTOL * 100)
     assert_close(fastmmd.mmd2(x, y, deep, backend=backend), expected_value, SAME_ARITHMETIC_RTOL * 100)

@@ -11,9 +11,8 @@ import torch
 
 import fastmmd
 from cases import CASE_BY_NAME
-from conftest import sample_xy
+from conftest import moments_of_grams, sample_xy
 from fastmmd.backends import get_backend
-from fastmmd.formulas.moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
 from fastmmd.kernels.derivatives import smooth_reason
 from fastmmd.kernels.products import square_reason, squared_table
 from tolerances import FLOAT32_SUM_RTOL, FLOAT64_GRADIENT_RTOL, GRADCHECK_ATOL, GRADCHECK_RTOL, SAME_ARITHMETIC_RTOL
@@ -25,14 +24,7 @@ FUSED = ["cpu"] + (["triton"] if get_backend("triton").unavailable_reason() is N
 def materialised(x, y, kernel):
     """(MMD²_u, variance) through the Gram matrices in float64 and the moment formulas (torch autograd)."""
     x64, y64 = x.to(torch.float64), y.to(torch.float64)
-
-    def off(k):
-        return k - torch.diag_embed(torch.diagonal(k))
-
-    kxx, kyy, kxy = off(kernel.gram(x64, x64)), off(kernel.gram(y64, y64)), kernel.gram(x64, y64)
-    xx, yy = SelfBlock(kxx.sum(1), (kxx * kxx).sum()), SelfBlock(kyy.sum(1), (kyy * kyy).sum())
-    xy = CrossBlock(kxy.sum(1), kxy.sum(0), (kxy * kxy).sum())
-    return xx.mean + yy.mean - 2 * xy.mean, mmd2_unbiased_variance(xx, yy, xy)
+    return moments_of_grams(kernel.gram(x64, x64), kernel.gram(y64, y64), kernel.gram(x64, y64))
 
 
 def _leaf(t):
