@@ -5,6 +5,7 @@ against the same step on materialised Gram matrices.
 
     python -m bench.learned_kernels power --problem blob [--sizes 10,40,100] [--trials 5] [--tests 100]
     python -m bench.learned_kernels power --problem blob --null       # Type-I error instead of power
+    python -m bench.learned_kernels power --problem hdgm --sizes 500 --first-trial 3 --trials 7  # more trials
     python -m bench.learned_kernels report --problem blob               # the table and plot of the CSV
     python -m bench.learned_kernels timing [--repeats 3]
 
@@ -101,7 +102,7 @@ def power_run(args) -> int:
         if new:
             writer.writeheader()
         for size in sizes:
-            for trial in range(args.trials):
+            for trial in range(args.first_trial, args.first_trial + args.trials):
                 x, y = draw(problem, size, np.random.default_rng(1000 * trial + size), alternative=True)
                 for method in args.methods:
                     kernel, permutations, final, train_s = trained_kernel(method, problem, x, y, seed=trial)
@@ -266,6 +267,7 @@ def main(argv=None) -> int:
     power.add_argument("--problem", choices=["blob", "hdgm"], default="blob")
     power.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], default=None)
     power.add_argument("--trials", type=int, default=5)
+    power.add_argument("--first-trial", type=int, default=0, help="the first trial's index (its seeds)")
     power.add_argument("--tests", type=int, default=100)
     power.add_argument("--methods", type=lambda s: s.split(","), default=["median", "mmd-o", "mmd-d"])
     power.add_argument("--null", action="store_true", help="both samples from P: the Type-I error")
