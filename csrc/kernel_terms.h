@@ -20,8 +20,10 @@ enum Family : int {
   ENERGY = 4,
   LINEAR = 5,
   POLYNOMIAL = 6,
+  // log(1 + p1 r2) (1 + p1 r2)^(-p2): the derivative of a rational quadratic in alpha is made of it
+  RATIONAL_QUADRATIC_LOG = 7,
 };
-constexpr int kNumFamilies = 7;
+constexpr int kNumFamilies = 8;
 // The largest polynomial degree the epilogue unrolls (fastmmd.kernels.MAX_COMPILED_DEGREE; a test checks
 // that the two agree through fastmmd._C.MAX_POLYNOMIAL_DEGREE).
 constexpr int kMaxPolynomialDegree = 64;
@@ -39,7 +41,7 @@ struct KernelSpec {
 
   explicit KernelSpec(std::vector<Term> t) : terms(std::move(t)) {
     for (const Term& term : terms) {
-      if (term.family <= ENERGY) needs_r2 = true;
+      if (term.family <= ENERGY || term.family == RATIONAL_QUADRATIC_LOG) needs_r2 = true;
       if (term.family == LAPLACIAN || term.family == ENERGY) needs_sqrt = true;
       if (term.family == ENERGY) energy_weight += term.weight;
     }
@@ -127,6 +129,16 @@ inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restr
           const T e = w * fexp(-p1 * dist[j]);
           val[j] += e;
           d_r2[j] -= dist[j] > 0 ? p1 * e / (2 * dist[j]) : T(0);
+        }
+        break;
+      case RATIONAL_QUADRATIC_LOG:
+        // w L e^(-p2 L), L = log1p(p1 r2): dk/dr2 = w p1 e^(-p2 L) (1 - p2 L) / (1 + p1 r2)
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          const T log_base = flog1p(p1 * r2[j]);
+          const T e = w * fexp(-p2 * log_base);
+          val[j] += log_base * e;
+          d_r2[j] += p1 * e * (1 - p2 * log_base) / (1 + p1 * r2[j]);
         }
         break;
       case INVERSE_MULTIQUADRIC:

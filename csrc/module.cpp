@@ -218,5 +218,6 @@ PYBIND11_MODULE(FASTMMD_MODULE, m) {
   m.attr("ENERGY") = int(fastmmd::ENERGY);
   m.attr("LINEAR") = int(fastmmd::LINEAR);
   m.attr("POLYNOMIAL") = int(fastmmd::POLYNOMIAL);
+  m.attr("RATIONAL_QUADRATIC_LOG") = int(fastmmd::RATIONAL_QUADRATIC_LOG);
   m.attr("MAX_POLYNOMIAL_DEGREE") = fastmmd::kMaxPolynomialDegree;
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FAMILIES = ("gaussian", "rq", "laplacian", "imq", "energy", "linear", "polynomial")
+FAMILIES = ("gaussian", "rq", "rq_dalpha", "laplacian", "imq", "energy", "linear", "polynomial")
 ESTIMATORS = ("unbiased", "biased", "u-statistic", "linear")
 
 
@@ -28,6 +28,8 @@ class Term:
 
     gaussian: sigma            exp(-|a-b|² / (2 sigma²))
     rq:       alpha, scale     (1 + |a-b|² / (2 alpha scale²)) ** -alpha
+    rq_dalpha: alpha, scale    d/dalpha of rq: (1 + u) ** -alpha * (u / (1 + u) - log(1 + u)),
+                               u = |a-b|² / (2 alpha scale²)
     laplacian: sigma           exp(-|a-b| / sigma)
     imq:      c, beta          (c² + |a-b|²) ** -beta
     energy:                    |a| + |b| - |a-b|
@@ -59,6 +61,10 @@ def _term_scalar(t: Term, a, b) -> float:
     elif t.family == "rq":
         alpha, scale = p["alpha"], p.get("scale", 1.0)
         v = (1.0 + r2 / (2.0 * alpha * scale**2)) ** (-alpha)
+    elif t.family == "rq_dalpha":
+        alpha, scale = p["alpha"], p.get("scale", 1.0)
+        u = r2 / (2.0 * alpha * scale**2)
+        v = (1.0 + u) ** (-alpha) * (u / (1.0 + u) - math.log1p(u))
     elif t.family == "laplacian":
         v = math.exp(-math.sqrt(r2) / p["sigma"])
     elif t.family == "imq":
@@ -129,6 +135,14 @@ def _radial_g(t: Term, r2):
         c = 1.0 / (2.0 * alpha * scale**2)
         base = 1.0 + c * r2
         return base ** (-alpha), -alpha * c * base ** (-alpha - 1.0)
+    if t.family == "rq_dalpha":
+        alpha, scale = p["alpha"], p.get("scale", 1.0)
+        c = 1.0 / (2.0 * alpha * scale**2)
+        u = c * r2
+        bracket = u / (1.0 + u) - np.log1p(u)
+        g = (1.0 + u) ** (-alpha) * bracket
+        dg_du = -alpha * (1.0 + u) ** (-alpha - 1.0) * bracket - (1.0 + u) ** (-alpha) * u / (1.0 + u) ** 2
+        return g, c * dg_du
     if t.family == "imq":
         base = p["c"] ** 2 + r2
         return base ** (-p["beta"]), -p["beta"] * base ** (-p["beta"] - 1.0)
@@ -145,7 +159,7 @@ def _block(terms, a, b, want_grad):
     G = np.zeros(diff.shape) if want_grad else None
     for t in terms:
         w = t.weight
-        if t.family in ("gaussian", "rq", "imq"):
+        if t.family in ("gaussian", "rq", "rq_dalpha", "imq"):
             g, dg = _radial_g(t, r2)
             K += w * g
             if want_grad:

@@ -160,7 +160,7 @@ def test_gradients_match_finite_differences():
         (lambda: Gaussian(torch.tensor(-1.0, requires_grad=True)), "bandwidth"),
         (lambda: Gaussian(torch.ones(1, 2, requires_grad=True)), "bandwidth"),
         (lambda: Laplacian(torch.tensor(1.0, requires_grad=True)), "bandwidth"),
-        (lambda: RationalQuadratic(alpha=torch.tensor(1.0, requires_grad=True)), "alpha"),
+        (lambda: RationalQuadratic(alpha=torch.tensor(-1.0, requires_grad=True)), "alpha"),
         (lambda: RationalQuadratic(scale=torch.ones(2, requires_grad=True)), "scale"),
         (lambda: RationalQuadratic(alpha=0.0), "alpha"),
         (lambda: RationalQuadratic(alpha=[]), "alpha"),
@@ -324,8 +324,9 @@ def test_terms_encoding():
 def test_family_codes_match_the_interface_table():
     assert [f.name for f in sorted(Family)] == [
         "GAUSSIAN", "RATIONAL_QUADRATIC", "LAPLACIAN", "INVERSE_MULTIQUADRIC", "ENERGY", "LINEAR", "POLYNOMIAL",
+        "RATIONAL_QUADRATIC_LOG",
     ]
-    assert [int(f) for f in sorted(Family)] == list(range(7))
+    assert [int(f) for f in sorted(Family)] == list(range(8))
 
 
 @pytest.mark.parametrize("d", [0, -1, 2.0, True])
@@ -354,6 +355,8 @@ def _evaluate_terms(terms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
             term = na + nb - np.sqrt(r2)
         elif family == Family.LINEAR:
             term = dot
+        elif family == Family.RATIONAL_QUADRATIC_LOG:
+            term = np.log1p(p1 * r2) * (1 + p1 * r2) ** (-p2)
         else:
             term = (p1 * dot + p2) ** p3
         out += w * term

@@ -1,4 +1,4 @@
-"""Kernels that learn (fastmmd.kernels.views): a Gaussian's bandwidths, a rational quadratic's scale and a
+"""Kernels that learn (fastmmd.kernels.views): a Gaussian's bandwidths, a rational quadratic's α and scale, a
 sum's weights as tensors that require grad, and DeepKernel (Liu et al. 2020), through mmd2, kernel_matmul,
 mmd2_and_variance, mmd_test and learned_kernel_test, on the fused backends and the reference one, against
 the kernels' formulas written out in torch (float64, materialised, autograd); the unsupported ones refused
@@ -95,6 +95,94 @@ def test_rational_quadratic_scale(backend):
     expected = unbiased(k(x, x), k(y, y), k(x, y))
     assert_close(value, expected, SAME_ARITHMETIC_RTOL * 100)
     assert_close(torch.autograd.grad(value, s1)[0], torch.autograd.grad(expected, s2)[0], FLOAT64_GRADIENT_RTOL)
+
+
+def rational_quadratics(a, b, alphas, scale):
+    """Σ_α (1 + |a - b|² / (2α·scale²))^(-α), written out: (n, m), differentiable in α and the scale."""
+    r2 = sq_dist(a, b)
+    return sum((1 + r2 / (2 * al * scale * scale)) ** -al for al in alphas.reshape(-1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("alphas", [0.7, [0.4, 3.0]], ids=["one", "two"])
+@pytest.mark.parametrize("estimator", ["unbiased", "biased"])
+def test_mmd2_in_rational_quadratic_alpha_scale_and_points(backend, alphas, estimator):
+    """α has no view: its gradient is the op with ∂k/∂α (rational quadratics and the log family)."""
+    x, y = sample_xy(14, 10, 3, seed=21)
+    x1, a1, s1 = x.clone().requires_grad_(), leaf(alphas), leaf(1.3)
+    x2, a2, s2 = x.clone().requires_grad_(), leaf(alphas), leaf(1.3)
+    value = fastmmd.mmd2(x1, y, fastmmd.RationalQuadratic(alpha=a1, scale=s1), estimator=estimator, backend=backend)
+
+    def k(a, b):
+        return rational_quadratics(a, b, a2, s2)
+
+    kxx, kyy, kxy = k(x2, x2), k(y, y), k(x2, y)
+    expected = unbiased(kxx, kyy, kxy) if estimator == "unbiased" else kxx.mean() + kyy.mean() - 2 * kxy.mean()
+    assert_close(value, expected, SAME_ARITHMETIC_RTOL * 100)
+    got = torch.autograd.grad(value, (a1, s1, x1))
+    want = torch.autograd.grad(expected, (a2, s2, x2))
+    for g, w, name in zip(got, want, ("alpha", "scale", "x")):
+        assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rational_quadratic_alpha_in_float32_points(backend):
+    x, y = sample_xy(40, 33, 5, seed=22)
+    a1, a2 = leaf(1.5), leaf(1.5)
+    value = fastmmd.mmd2(x.float(), y.float(), fastmmd.RationalQuadratic(alpha=a1, scale=2.0), backend=backend)
+    expected = unbiased(*(rational_quadratics(a, b, a2, 2.0) for a, b in ((x, x), (y, y), (x, y))))
+    got, want = torch.autograd.grad(value, a1)[0], torch.autograd.grad(expected, a2)[0]
+    assert abs(float(got) - float(want)) <= 1e-4 * abs(float(want)), (got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernel_matmul_in_rational_quadratic_alpha(backend):
+    a, b = sample_xy(9, 12, 3, seed=23)
+    v = torch.from_numpy(np.random.default_rng(23).standard_normal((12, 2)))
+    a1, v1, al1 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.6, 2.0])
+    a2, v2, al2 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.6, 2.0])
+    out = fastmmd.kernel_matmul(a1, b, v1, fastmmd.RationalQuadratic(alpha=al1), backend=backend)
+    expected = rational_quadratics(a2, b, al2, 1.0) @ v2
+    assert_close(out, expected, SAME_ARITHMETIC_RTOL * 100)
+    probe = torch.from_numpy(np.random.default_rng(24).standard_normal(expected.shape))
+    got = torch.autograd.grad((out * probe).sum(), (a1, v1, al1))
+    want = torch.autograd.grad((expected * probe).sum(), (a2, v2, al2))
+    for g, w, name in zip(got, want, ("a", "v", "alpha")):
+        assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variance_in_rational_quadratic_alpha_scale_and_weights(backend):
+    """Two weighted copies of one rational quadratic on one view: S needs κ·∂κ/∂α, a log-family term."""
+    x, y = sample_xy(12, 10, 3, seed=25)
+    x1, a1, s1, w1 = x.clone().requires_grad_(), leaf(1.4), leaf(0.9), leaf(0.6)
+    x2, a2, s2, w2 = x.clone().requires_grad_(), leaf(1.4), leaf(0.9), leaf(0.6)
+    rq = fastmmd.RationalQuadratic(alpha=a1, scale=s1)
+    value, variance = fastmmd.mmd2_and_variance(x1, y, w1 * rq + 0.5 * rq, backend=backend)
+
+    def k(a, b):
+        return (w2 + 0.5) * rational_quadratics(a, b, a2, s2)
+
+    expected_value, expected_variance = moments_of_grams(k(x2, x2), k(y, y), k(x2, y))
+    assert_close(value, expected_value, SAME_ARITHMETIC_RTOL * 100)
+    assert_close(variance, expected_variance, SAME_ARITHMETIC_RTOL * 100)
+    got = torch.autograd.grad(value + 4 * variance, (a1, s1, w1, x1))
+    want = torch.autograd.grad(expected_value + 4 * expected_variance, (a2, s2, w2, x2))
+    for g, w, name in zip(got, want, ("alpha", "scale", "weight", "x")):
+        assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_power_criterion_in_alpha_is_differentiable_once(backend):
+    x, y = sample_xy(10, 10, 2, seed=26)
+    alpha = leaf(1.0)
+    criterion = fastmmd.power_criterion(x, y + 0.5, fastmmd.RationalQuadratic(alpha=alpha), backend=backend)
+    (grad,) = torch.autograd.grad(criterion, alpha, create_graph=False)
+    assert math.isfinite(float(grad))
+    criterion = fastmmd.power_criterion(x, y + 0.5, fastmmd.RationalQuadratic(alpha=alpha), backend=backend)
+    with pytest.raises(RuntimeError, match="once|double backward|gradient of"):
+        (grad,) = torch.autograd.grad(criterion, alpha, create_graph=True)
+        torch.autograd.grad(grad, alpha)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -197,7 +285,8 @@ def test_a_learned_kernel_test_rejects_a_difference_and_keeps_its_level():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: fastmmd.RationalQuadratic(alpha=leaf(1.0)), "alpha"),
+    (lambda: fastmmd.InverseMultiquadric(beta=leaf(0.5)), "beta"),
+    (lambda: fastmmd.RationalQuadratic(alpha=leaf([[1.0]])), "alpha"),
     (lambda: fastmmd.Laplacian(bandwidth=leaf(1.0)), "bandwidth"),
     (lambda: fastmmd.Gaussian(bandwidth=torch.ones(2, 2, dtype=torch.float64, requires_grad=True)), "bandwidth"),
     (lambda: leaf([1.0, 2.0]) * fastmmd.Linear(), "weight"),

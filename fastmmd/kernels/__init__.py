@@ -25,9 +25,11 @@ from fastmmd.kernels.families import (
                                   Linear,
                                   Polynomial,
                                   RationalQuadratic,
+                                  RationalQuadraticAlphaDerivative,
 )
 from fastmmd.kernels.names import KERNEL_NAMES, get_kernel, resolve_kernel
 
 __all__ = ["Family", "Kernel", "KernelSum", "Gaussian", "RationalQuadratic", "Laplacian", "InverseMultiquadric",
            "Energy", "Linear", "Polynomial", "KERNEL_NAMES", "get_kernel", "resolve_kernel",
-           "TRANSLATION_INVARIANT_FAMILIES", "SHIFT_INVARIANT_MMD_FAMILIES", "MAX_COMPILED_DEGREE", "TableKernel"]
+           "TRANSLATION_INVARIANT_FAMILIES", "SHIFT_INVARIANT_MMD_FAMILIES", "MAX_COMPILED_DEGREE", "TableKernel",
+           "RationalQuadraticAlphaDerivative"]

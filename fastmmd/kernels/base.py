@@ -36,10 +36,13 @@ class Family(enum.IntEnum):
     ENERGY = 4
     LINEAR = 5
     POLYNOMIAL = 6
+    # not a kernel: log(1 + p1 r²)(1 + p1 r²)^(-p2), of which a rational quadratic's derivative in α is made
+    RATIONAL_QUADRATIC_LOG = 7
 
 
 TRANSLATION_INVARIANT_FAMILIES = frozenset(
-    {Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LAPLACIAN, Family.INVERSE_MULTIQUADRIC}
+    {Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LAPLACIAN, Family.INVERSE_MULTIQUADRIC,
+     Family.RATIONAL_QUADRATIC_LOG}
 )
 
 # Families whose MMD² estimates do not change when x and y are shifted together: the translation-invariant

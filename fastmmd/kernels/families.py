@@ -32,7 +32,8 @@ from fastmmd.kernels.base import (
     register_rules,
 )
 
-__all__ = ["Gaussian", "RationalQuadratic", "Laplacian", "InverseMultiquadric", "Energy", "Linear", "Polynomial"]
+__all__ = ["Gaussian", "RationalQuadratic", "RationalQuadraticAlphaDerivative", "Laplacian", "InverseMultiquadric",
+           "Energy", "Linear", "Polynomial"]
 
 
 def _keep_learnable(kernel: Kernel, name: str, vector: bool = True) -> None:
@@ -84,6 +85,12 @@ class Gaussian(Kernel):
     ))
 
 
+def _rq_p1(alpha: float, scale: float) -> float:
+    """p1 = 1 / (2α·scale²) of a rational quadratic's row, computed one way everywhere (products of rows
+    need equal p1's to the bit)."""
+    return 0.5 / alpha / scale / scale
+
+
 @dataclass(frozen=True)
 class RationalQuadratic(Kernel):
     """Σ_α (1 + |a - b|² / (2α·scale²))^(-α); alpha may be a sequence (the sum over α)."""
@@ -93,13 +100,13 @@ class RationalQuadratic(Kernel):
     translation_invariant: ClassVar[bool] = True
 
     def __post_init__(self):
+        _keep_learnable(self, "alpha")
         object.__setattr__(self, "alpha", _positive_or_sequence("alpha", self.alpha))
         _keep_learnable(self, "scale", vector=False)
         object.__setattr__(self, "scale", _positive("scale", self.scale))
 
     def _rows(self, d):
-        s = self.scale
-        return [_row(Family.RATIONAL_QUADRATIC, 1.0, 0.5 / al / s / s, al) for al in _as_tuple(self.alpha)]
+        return [_row(Family.RATIONAL_QUADRATIC, 1.0, _rq_p1(al, self.scale), al) for al in _as_tuple(self.alpha)]
 
     def _in_frame(self, c, d):
         return RationalQuadratic(alpha=self.alpha, scale=self.scale * c)
@@ -112,6 +119,48 @@ class RationalQuadratic(Kernel):
         derivative=lambda w, p1, p2, p3: ([_row(Family.RATIONAL_QUADRATIC, -w * p1 * p2, p1, p2 + 1.0)], []),
         at_zero=lambda w, p1, p2, p3: (w, -w * p1 * p2),
     ))
+
+
+@dataclass(frozen=True)
+class RationalQuadraticAlphaDerivative(Kernel):
+    """∂/∂α of one rational quadratic (1 + u)^(-α), u = |a - b|² / (2α·scale²), p1 held at 1 / (2α·scale²):
+
+        (1 + u)^(-α) [u / (1 + u) − log(1 + u)] = (1 + u)^(-α) − (1 + u)^(-(α + 1)) − log(1 + u)(1 + u)^(-α).
+
+    Not a kernel (it is negative): the derivative the ops of a learnable α evaluate (docs/learned_kernels.md).
+    """
+
+    alpha: float = 1.0
+    scale: float = 1.0
+    translation_invariant: ClassVar[bool] = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "alpha", _positive("alpha", self.alpha))
+        object.__setattr__(self, "scale", _positive("scale", self.scale))
+
+    def _rows(self, d):
+        p1, al = _rq_p1(self.alpha, self.scale), self.alpha
+        return [_row(Family.RATIONAL_QUADRATIC, 1.0, p1, al), _row(Family.RATIONAL_QUADRATIC, -1.0, p1, al + 1.0),
+                _row(Family.RATIONAL_QUADRATIC_LOG, -1.0, p1, al)]
+
+    def _in_frame(self, c, d):
+        return RationalQuadraticAlphaDerivative(alpha=self.alpha, scale=self.scale * c)
+
+
+def _rq_log_value(geo, w, p1, p2):
+    log_base = torch.log1p(p1 * geo.sq_dist)
+    return w * log_base * torch.exp(-p2 * log_base)
+
+
+# w·L·e^(-p2·L), L = log(1 + p1 r²): dk/dr² = w·p1·(1 + p1 r²)^-(p2 + 1) − w·p1·p2·L·(1 + p1 r²)^-(p2 + 1),
+# a rational quadratic and a term of this family; g(0) = 0, g′(0) = w·p1
+register_rules(FamilyRules(
+    Family.RATIONAL_QUADRATIC_LOG,
+    value=lambda geo, w, p1, p2, p3: _rq_log_value(geo, w, p1, p2),
+    derivative=lambda w, p1, p2, p3: ([_row(Family.RATIONAL_QUADRATIC, w * p1, p1, p2 + 1.0),
+                                       _row(Family.RATIONAL_QUADRATIC_LOG, -w * p1 * p2, p1, p2 + 1.0)], []),
+    at_zero=lambda w, p1, p2, p3: (0.0, w * p1),
+))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ The variance of MMD²_u depends on the sums of squared kernel values Σ k(a_i, b
 gradient of a pair sum of k², so a fused backend computes it as one more pass when k² is a kernel it knows:
     Gaussian × Gaussian:      e^(-p r²) e^(-q r²) = e^(-(p + q) r²)
     Laplacian × Laplacian:    e^(-p r) e^(-q r) = e^(-(p + q) r)
-    rational quadratic (same p1): (1 + p1 r²)^(-α) (1 + p1 r²)^(-β) = (1 + p1 r²)^(-(α + β))
+    rational quadratic (same p1): (1 + p1 r²)^(-α) (1 + p1 r²)^(-β) = (1 + p1 r²)^(-(α + β)), and times its
+        log form (the derivative in α): (1 + p1 r²)^(-α) log(1 + p1 r²)(1 + p1 r²)^(-β) = log(…)(1 + p1 r²)^(-(α + β))
     inverse multiquadric (same c²): (c² + r²)^(-α) (c² + r²)^(-β) = (c² + r²)^(-(α + β))
     polynomial (same γ, c):   (γt + c)^p (γt + c)^q = (γt + c)^(p + q), t = aᵀb; linear: t·t = (1·t + 0)²
 Other products (a Gaussian times a rational quadratic, rational quadratics of different α's scales, the
@@ -23,6 +24,7 @@ __all__ = ["squared_table", "square_reason", "product_table", "product_reason"]
 
 _EXPONENTIAL = (Family.GAUSSIAN, Family.LAPLACIAN)  # p1 adds
 _POWER = (Family.RATIONAL_QUADRATIC, Family.INVERSE_MULTIQUADRIC)  # same p1, p2 adds
+_RQ_AND_LOG = {Family.RATIONAL_QUADRATIC, Family.RATIONAL_QUADRATIC_LOG}
 
 
 def _as_polynomial(row) -> list:
@@ -41,6 +43,8 @@ def _product(a, b) -> Optional[list]:
         return [float(fa), weight, a[2] + b[2], 0.0, 0.0]
     if fa == fb and fa in _POWER and a[2] == b[2]:
         return [float(fa), weight, a[2], a[3] + b[3], 0.0]
+    if {fa, fb} == _RQ_AND_LOG and a[2] == b[2]:  # log(1 + u)(1 + u)^-α (1 + u)^-β = log(1 + u)(1 + u)^-(α + β)
+        return [float(Family.RATIONAL_QUADRATIC_LOG), weight, a[2], a[3] + b[3], 0.0]
     dot_families = (Family.LINEAR, Family.POLYNOMIAL)
     if fa in dot_families and fb in dot_families:
         pa, pb = _as_polynomial(a), _as_polynomial(b)

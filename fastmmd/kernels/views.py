@@ -11,7 +11,9 @@ views, for Gaussians, one Gaussian on the two views side by side (e^(-p|u|²) e^
 
 A kernel whose parameters are tensors that require grad (`Gaussian(bandwidth=log_s.exp())`, a
 `RationalQuadratic` scale, a weight `w * k`) is such a sum: a bandwidth σ is the view a/σ of the kernel
-with bandwidth 1. `DeepKernel` is Liu et al.'s (2020) deep kernel in this form.
+with bandwidth 1. A parameter that no view carries (a rational quadratic's α) stays in its term's kernel,
+with the kernel ∂κ/∂θ beside it (`ParameterTerm`): the ops are linear in κ, so their derivative in θ is the
+same op with ∂κ/∂θ. `DeepKernel` is Liu et al.'s (2020) deep kernel in this form.
 """
 from __future__ import annotations
 
@@ -24,23 +26,34 @@ import numpy as np
 import torch
 
 from fastmmd.kernels.base import Family, Kernel, KernelSum
-from fastmmd.kernels.families import Gaussian, RationalQuadratic
+from fastmmd.kernels.families import Gaussian, RationalQuadratic, RationalQuadraticAlphaDerivative, _as_tuple
 from fastmmd.kernels.products import product_table
 
-__all__ = ["ViewTerm", "ViewKernel", "DeepKernel", "view_terms", "is_view_kernel", "product_term"]
+__all__ = ["ViewTerm", "ParameterTerm", "ViewKernel", "DeepKernel", "view_terms", "is_view_kernel", "product_term"]
 
 Weight = Union[float, torch.Tensor]
 
 
 @dataclass(frozen=True)
+class ParameterTerm:
+    """A learnable number θ inside a term's kernel: value (a 0-dim tensor that requires grad) and derivative
+    (the constant kernel ∂κ/∂θ at θ's current value, on the term's views)."""
+
+    value: torch.Tensor
+    derivative: Kernel
+
+
+@dataclass(frozen=True)
 class ViewTerm:
-    """One term w·κ(V(a), V(b)): weight (a float or a 0-dim tensor), kernel κ (constant), views (V of each
-    sample the op was given, in order, (n_i, d_t) each), key (terms with equal keys have the same map V)."""
+    """One term w·κ(V(a), V(b)): weight (a float or a 0-dim tensor), kernel κ (constant, at the current values
+    of its parameters), views (V of each sample the op was given, in order, (n_i, d_t) each), key (terms with
+    equal keys have the same map V), parameters (the learnable numbers of κ, `ParameterTerm`)."""
 
     weight: Weight
     kernel: Kernel
     views: Tuple[torch.Tensor, ...]
     key: object
+    parameters: Tuple[ParameterTerm, ...] = ()
 
 
 class ViewKernel(abc.ABC):
@@ -66,21 +79,38 @@ def _kernel_terms(kernel: Kernel, samples: Sequence[torch.Tensor]) -> List[ViewT
         out = []
         for (weight, part), live in zip(kernel.parts, kernel._live_weights()):
             w = weight if live is None else live
-            out += [ViewTerm(w * t.weight, t.kernel, t.views, t.key) for t in _kernel_terms(part, samples)]
+            out += [ViewTerm(w * t.weight, t.kernel, t.views, t.key, t.parameters)
+                    for t in _kernel_terms(part, samples)]
         return out
     tensors = kernel.learnable_tensors()
     if isinstance(kernel, Gaussian) and "bandwidth" in tensors:
         sigma = tensors["bandwidth"]
         return [ViewTerm(1.0, Gaussian(bandwidth=1.0), _scaled(samples, 1.0 / s), ("scale", id(sigma), t))
                 for t, s in enumerate(sigma.reshape(-1))]
-    if isinstance(kernel, RationalQuadratic) and "scale" in tensors:
-        scale = tensors["scale"]
-        return [ViewTerm(1.0, RationalQuadratic(alpha=kernel.alpha, scale=1.0), _scaled(samples, 1.0 / scale),
-                         ("scale", id(scale), 0))]
+    if isinstance(kernel, RationalQuadratic) and tensors:
+        return _rational_quadratic_terms(kernel, tensors, samples)
     if tensors:
         raise ValueError(f"learnable parameters {sorted(tensors)} of {type(kernel).__name__} are not supported: "
-                         "a Gaussian's bandwidth, a rational quadratic's scale and the weights of a sum are")
+                         "a Gaussian's bandwidth, a rational quadratic's α and scale and the weights of a sum are")
     return [ViewTerm(1.0, kernel, tuple(samples), "points")]
+
+
+def _rational_quadratic_terms(kernel: RationalQuadratic, tensors: dict, samples: Sequence[torch.Tensor]
+                              ) -> List[ViewTerm]:
+    """One term per α: a learnable scale as the view a/scale, a learnable α as a ParameterTerm."""
+    scale = tensors.get("scale")
+    if scale is None:
+        views, unit, key = tuple(samples), kernel.scale, "points"
+    else:
+        views, unit, key = _scaled(samples, 1.0 / scale), 1.0, ("scale", id(scale), 0)
+    alpha = tensors.get("alpha")
+    if alpha is None:
+        return [ViewTerm(1.0, RationalQuadratic(alpha=kernel.alpha, scale=unit), views, key)]
+    out = []
+    for t, al in enumerate(_as_tuple(kernel.alpha)):
+        parameters = (ParameterTerm(alpha.reshape(-1)[t], RationalQuadraticAlphaDerivative(alpha=al, scale=unit)),)
+        out.append(ViewTerm(1.0, RationalQuadratic(alpha=al, scale=unit), views, key, parameters))
+    return out
 
 
 def view_terms(kernel, *samples: torch.Tensor) -> List[ViewTerm]:

@@ -8,13 +8,16 @@ Both are functions of the blocks' row sums r (n,), column sums c (m,) and sums o
     dL/dx through Σ_i ᾱ_i r_i + Σ_j γ̄_j c_j of the XY block = ∂/∂a Σ_i [ᾱ_i (K 1)_i + (K γ̄)_i];
     dL/dx through β̄ S = β̄ ∇ Σ k² : the gradient pass of the pair sum of k² (fastmmd.kernels.products).
 For a kernel Σ_t w_t κ_t on views V_t, r = Σ_t w_t r_t and S = Σ_{t,s} w_t w_s S_ts, S_ts the pair sum of
-κ_t κ_s (fastmmd.kernels.views.product_term); the weights' gradients are the same sums, unweighted. The
+κ_t κ_s (fastmmd.kernels.views.product_term); the weights' gradients are the same sums, unweighted. A number
+θ inside κ_t (a rational quadratic's α, with ∂κ_t/∂θ = D) gets dL/dθ = w_t (ᾱ·r(D) + γ̄·c(D)) + β̄ Σ_s 2 w_t w_s
+Σ κ_s D over the terms s on κ_t's view: a pair_stats pass of D and a pair sum of κ_s D per block. The
 forward values are those of `mmd2_and_variance` without gradients (one pair_stats pass per block and term).
 The fused path is differentiable once (a second derivative raises); the reference backend's path is torch
 autograd through materialised Gram matrices in float64, to any order.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -25,9 +28,10 @@ from fastmmd.backends import Backend
 from fastmmd.formulas.moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
 from fastmmd.kernels import TableKernel
 from fastmmd.kernels.derivatives import gradient_tables
-from fastmmd.kernels.products import squared_table
-from fastmmd.kernels.views import ViewTerm, product_term
+from fastmmd.kernels.products import product_table, squared_table
+from fastmmd.kernels.views import ParameterTerm, ViewTerm, product_term
 from fastmmd.ops.kernel_matmul import point_gradient
+from fastmmd.ops.views import with_parameter_gradients
 from fastmmd.statistics.block_stats import block_sums
 
 __all__ = ["differentiable_mmd2_and_variance"]
@@ -72,12 +76,12 @@ def _products(terms: Sequence[ViewTerm]) -> List[Tuple[_Product, Tuple[torch.Ten
 
 
 class _FusedMMDVariance(torch.autograd.Function):
-    """(MMD²_u, variance) of weights (T,) and views x_1, y_1, ..., x_T, y_T: fused forward and backward (first
-    derivatives only)."""
+    """(MMD²_u, variance) of weights (T,), kernel parameters (P,) and views x_1, y_1, ..., x_T, y_T: fused
+    forward and backward (first derivatives only)."""
 
     @staticmethod
-    def forward(ctx, plan, weights, *views):
-        kernels, products, backend, precision = plan
+    def forward(ctx, plan, weights, parameters, *views):
+        kernels, products, backend, precision, _ = plan
         T = len(kernels)
         xs, ys = views[0::2], views[1::2]
         threads = torch.get_num_threads()
@@ -102,15 +106,15 @@ class _FusedMMDVariance(torch.autograd.Function):
         value, variance = _moments(stats)
         ctx.plan = plan
         ctx.per_term, ctx.cross, ctx.stats = per_term, cross, stats
-        ctx.save_for_backward(weights, *views)
+        ctx.save_for_backward(weights, parameters, *views)
         return value, variance
 
     @staticmethod
     def backward(ctx, grad_value, grad_variance):
         if torch.is_grad_enabled():  # create_graph=True: a gradient of this gradient would be silently wrong
             raise RuntimeError(_DOUBLE_BACKWARD)
-        kernels, products, backend, precision = ctx.plan
-        weights, *views = ctx.saved_tensors
+        kernels, products, backend, precision, parameter_plan = ctx.plan
+        weights, parameters, *views = ctx.saved_tensors
         xs, ys = views[0::2], views[1::2]
         w = weights.detach().to(torch.float64).to(xs[0].device)
         bar = _stat_gradients(ctx.stats, grad_value, grad_variance)
@@ -148,7 +152,33 @@ class _FusedMMDVariance(torch.autograd.Function):
                                                      True, precision, threads)
                 scale = (2 * w[t] * w[s] * bar[block]["squares"]).item()
                 _add_product_block(grads, block, product, xs[t].shape[1], grad_a, grad_b, scale)
-        return (None, grad_w.to(weights.dtype).to(weights.device), *grads)
+        grad_p = None
+        if ctx.needs_input_grad[2]:
+            grad_p = _parameter_gradients(parameter_plan, kernels, w, xs, ys, bar, backend, precision)
+            grad_p = grad_p.to(parameters.dtype).to(parameters.device)
+        return (None, grad_w.to(weights.dtype).to(weights.device), grad_p, *grads)
+
+
+def _parameter_gradients(parameter_plan, kernels, w: torch.Tensor, xs, ys, bar: dict, backend: Backend,
+                         precision: str) -> torch.Tensor:
+    """dL/dθ (P,) float64 for the parameters (t, ParameterTerm, indices of the terms on t's view)."""
+    out = torch.zeros(len(parameter_plan), dtype=torch.float64, device=w.device)
+    threads = torch.get_num_threads()
+    for i, (t, parameter, same_view) in enumerate(parameter_plan):
+        d = xs[t].shape[1]
+        derivative = parameter.derivative.terms(d)
+        for block in BLOCKS:
+            a, b, symmetric, exclude = _block_inputs(block, xs[t], ys[t])
+            rows, cols, _ = block_sums(a, b, parameter.derivative, backend, precision, symmetric, exclude)
+            out[i] += w[t] * (bar[block]["rows"] * rows).sum()
+            if cols is not None:
+                out[i] += w[t] * (bar[block]["cols"] * cols).sum()
+            for s in same_view:
+                table = product_table(kernels[s].terms(d), derivative).ravel().tolist()
+                total, _, _ = backend.pair_sum(a, b, table, symmetric, exclude, False, precision, threads)
+                total = total.to(torch.float64).reshape(()).to(w.device)
+                out[i] += 2 * w[t] * w[s] * bar[block]["squares"] * total
+    return out
 
 
 def _combine(w: torch.Tensor, per_term, cross, products) -> dict:
@@ -237,13 +267,17 @@ def _reference_stats(terms: Sequence[ViewTerm], products) -> dict:
     def off_diagonal(k):
         return k - torch.diag_embed(torch.diagonal(k))
 
+    def block_gram(table, a, b, symmetric):
+        k = gram(table, a, a if symmetric else b)
+        return off_diagonal(k) if symmetric else k
+
     out = {}
     for block in BLOCKS:
         rows = cols = squares = 0
         for term in terms:
             a, b, symmetric, _ = _block_inputs(block, *term.views)
-            k = gram(term.kernel.terms(a.shape[1]), a, a if symmetric else b)
-            k = off_diagonal(k) if symmetric else k
+            k = with_parameter_gradients(term, block_gram(term.kernel.terms(a.shape[1]), a, b, symmetric),
+                                         functools.partial(_term_gram, block_gram, a, b, symmetric))
             w = term.weight if isinstance(term.weight, torch.Tensor) else torch.tensor(term.weight)
             w = w.to(torch.float64)
             rows = rows + w * k.sum(1)
@@ -252,24 +286,50 @@ def _reference_stats(terms: Sequence[ViewTerm], products) -> dict:
         for product, (zx, zy) in products:
             t, s = product.pair
             a, b, symmetric, _ = _block_inputs(block, zx, zy)
-            k = gram(product.table, a, a if symmetric else b)
-            k = off_diagonal(k) if symmetric else k
+            k = with_parameter_gradients(_product_term(terms, product, (zx, zy)),
+                                         block_gram(product.table, a, b, symmetric),
+                                         functools.partial(_term_gram, block_gram, a, b, symmetric))
             wt, ws = (torch.as_tensor(terms[i].weight, dtype=torch.float64) for i in (t, s))
             squares = squares + 2 * wt * ws * k.sum()
         out[block] = (rows, squares) if block != "xy" else (rows, cols, squares)
     return out
 
 
+def _product_term(terms: Sequence[ViewTerm], product: _Product, views) -> ViewTerm:
+    """κ_t κ_s as a term whose parameters (those of κ_t and κ_s) have the derivative kernels ∂(κ_t κ_s)/∂θ."""
+    t, s = product.pair
+    d = terms[t].views[0].shape[1]
+    table_t, table_s = terms[t].kernel.terms(d), terms[s].kernel.terms(d)
+    parameters = tuple(ParameterTerm(p.value, TableKernel.of(product_table(p.derivative.terms(d), table_s)))
+                       for p in terms[t].parameters)
+    parameters += tuple(ParameterTerm(p.value, TableKernel.of(product_table(table_t, p.derivative.terms(d))))
+                        for p in terms[s].parameters)
+    return ViewTerm(1.0, TableKernel.of(product.table), tuple(views), None, parameters)
+
+
+def _parameter_plan(terms: Sequence[ViewTerm]) -> list:
+    """(t, ParameterTerm, the indices of the terms on term t's view) for every kernel parameter of the terms."""
+    return [(t, p, tuple(s for s, other in enumerate(terms) if other.key == term.key))
+            for t, term in enumerate(terms) for p in term.parameters]
+
+
+def _term_gram(block_gram, a, b, symmetric, term: ViewTerm) -> torch.Tensor:
+    return block_gram(term.kernel.terms(a.shape[1]), a, b, symmetric)
+
+
 def differentiable_mmd2_and_variance(terms: Sequence[ViewTerm], backend: Backend, precision: str
                                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(MMD²_u, variance), 0-dim float64, differentiable in the terms' weights and views (x, y each)."""
+    """(MMD²_u, variance), 0-dim float64, differentiable in the terms' weights, kernel parameters and views."""
     products = _products(terms)
     if not backend.fused:
         return _moments(_reference_stats(terms, products))
+    parameter_plan = _parameter_plan(terms)
     for term in terms:  # refuse a kernel without a square before any work
         squared_table(term.kernel.terms(term.views[0].shape[1]))
         gradient_tables(term.kernel.terms(term.views[0].shape[1]))
     weights = torch.stack([torch.as_tensor(t.weight, dtype=torch.float64) for t in terms])
+    parameters = (torch.stack([p.value.to(torch.float64) for _, p, _ in parameter_plan]) if parameter_plan
+                  else torch.zeros(0, dtype=torch.float64))
     views = [v.contiguous() for t in terms for v in t.views]
-    plan = (tuple(t.kernel for t in terms), products, backend, precision)
-    return _FusedMMDVariance.apply(plan, weights, *views)
+    plan = (tuple(t.kernel for t in terms), products, backend, precision, parameter_plan)
+    return _FusedMMDVariance.apply(plan, weights, parameters, *views)

@@ -27,7 +27,8 @@ _LAPLACIAN = tl.constexpr(int(Family.LAPLACIAN))
 _INVERSE_MULTIQUADRIC = tl.constexpr(int(Family.INVERSE_MULTIQUADRIC))
 _ENERGY = tl.constexpr(int(Family.ENERGY))
 _LINEAR = tl.constexpr(int(Family.LINEAR))
-MAX_TERMS = 10  # 3 bits per family in a 32-bit constexpr
+_POLYNOMIAL = tl.constexpr(int(Family.POLYNOMIAL))
+MAX_TERMS = 10  # 3 bits per family (codes 0..7) in a 32-bit constexpr
 LOG2_E = 1.0 / math.log(2.0)
 
 SQRT_FAMILIES = frozenset({Family.LAPLACIAN, Family.ENERGY})
@@ -150,7 +151,7 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
         elif fam == _LINEAR:  # linear
             val += w * dot
             d_dot += w
-        else:  # polynomial (p1 dot + p2)^p3, integer degree >= 1
+        elif fam == _POLYNOMIAL:  # polynomial (p1 dot + p2)^p3, integer degree >= 1
             degree = tl.load(P + _STRIDE * t + 3).to(tl.int32)
             base = p1 * dot + p2
             lower = tl.full(dot.shape, 1.0, dot.dtype)  # base^(degree - 1)
@@ -158,6 +159,11 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
                 lower = lower * base
             val += w * lower * base
             d_dot += w * degree.to(dot.dtype) * p1 * lower
+        else:  # log(1 + p1 r2) (1 + p1 r2)^-p2, of which a rational quadratic's derivative in α is made
+            log_base = _log1p(p1 * r2)
+            e = w * tl.exp(-p2 * log_base)
+            val += log_base * e
+            d_r2 += p1 * e * (1.0 - p2 * log_base) / (1.0 + p1 * r2)
     return val, d_r2, d_dot
 
 
