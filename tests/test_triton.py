@@ -236,6 +236,36 @@ def test_cuda_more_than_2_31_pairs():
 
 
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_low_precision_is_the_kernel_of_operands_rounded_to_nearest(precision):
+    """tf32 and bf16 read float32 operands rounded once to the nearest value of their mantissa (never
+    truncated): the value is the float64 MMD² of the rounded points up to float32 error, and the gradient
+    that of the rounded points up to the rounding of the coefficients it multiplies. Points offset from the
+    origin (no centring in these precisions) and few pairs make the rounding visible beyond those errors."""
+    from fastmmd.common.rounding import operand_bits, round_mantissa
+
+    n, m, d = 5, 4, 48  # few pairs: the rounding of each is not averaged away
+    x64, y64 = sample_xy(n, m, d, seed=13)
+    x, y = (x64 + 10.0).float(), (y64 + 10.1).float()
+    kernel = fastmmd.Gaussian(bandwidth=math.sqrt(d))
+    bits = operand_bits(precision)
+    rx, ry = round_mantissa(x, bits).double(), round_mantissa(y, bits).double()
+    rx.requires_grad_(True)
+    exact = fastmmd.mmd2(rx, ry, kernel, backend="reference")
+    (exact_grad,) = torch.autograd.grad(exact, rx)
+    unrounded = float(fastmmd.mmd2(x.double(), y.double(), kernel, backend="reference"))
+    xg = x.to(DEVICE).requires_grad_(True)
+    value = fastmmd.mmd2(xg, y.to(DEVICE), kernel, backend="triton", precision=precision)
+    value.backward()
+    scale = 1.0  # the three terms are each at most 1
+    error = abs(float(value.detach()) - float(exact))
+    assert error <= 8 * FLOAT32_RTOL * scale
+    assert abs(unrounded - float(exact)) > 20 * error  # the test tells the rounded operands from the others
+    grad_scale = float(exact_grad.abs().max())
+    error = float((xg.grad.double().cpu() - exact_grad).abs().max())
+    assert error <= 4 * 2.0 ** -bits * grad_scale, (error, grad_scale)
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_low_precision_within_twice_torch_error(precision):
     """The low precisions against naive torch in the same precision (tests/tolerances.py, LOW_PRECISION_FACTOR):
     the errors of the value and of the gradient against the float64 reference backend are at most twice

@@ -29,6 +29,7 @@ import torch
 
 from fastmmd.backends._base import Backend, Capabilities, LazyImport, polynomial_degree_reasons
 from fastmmd.backends.interpreter import interpreting
+from fastmmd.common.rounding import operand_bits, round_mantissa
 from fastmmd.common.validation import ESTIMATORS
 from fastmmd.formulas.estimators import pair_sum_plan
 from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, TRANSLATION_INVARIANT_FAMILIES, Kernel
@@ -115,7 +116,7 @@ class TritonBackend(Backend):
         """On the inputs' device (launch.mmd2_with_grads); `num_threads` is not used."""
         launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
-        x, y = x.detach().contiguous(), y.detach().contiguous()
+        x, y = (_operand(t, precision) for t in (x, y))
         with _on_device(x):
             return launch.mmd2_with_grads(x, y, _flat(terms), plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
@@ -123,8 +124,8 @@ class TritonBackend(Backend):
     def pair_sum(self, a, b, terms, symmetric, exclude_diag, need_grad, precision, num_threads):
         """One block's sum and gradients (launch.pair_sum); `num_threads` is not used."""
         launch = _kernels.require("triton")
-        a = a.detach().contiguous()
-        b = a if symmetric else b.detach().contiguous()
+        a = _operand(a, precision)
+        b = a if symmetric else _operand(b, precision)
         with _on_device(a):
             return launch.pair_sum(a, b, _flat(terms), symmetric, exclude_diag, need_grad,
                                    _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
@@ -137,7 +138,7 @@ class TritonBackend(Backend):
         """In matvec_kernel (each program owns a block of rows of a and of columns of v); `num_threads` is not
         used."""
         launch = _kernels.require("triton")
-        a, b, v = (t.detach().contiguous() for t in (a, b, v))
+        a, b, v = (_operand(t, precision) for t in (a, b, v))
         with _on_device(a):
             return launch.kernel_matmul(a, b, v, _flat(terms), exclude_diag, want_sq, _kernel_precision(precision),
                                         TRANSLATION_INVARIANT_FAMILIES)
@@ -146,6 +147,15 @@ class TritonBackend(Backend):
 def _flat(terms) -> List[float]:
     """The kernel's table as the flat list of floats the launchers take."""
     return np.asarray(terms, dtype=np.float64).ravel().tolist()
+
+
+def _operand(t: torch.Tensor, precision: str) -> torch.Tensor:
+    """A contiguous operand of the kernels: for float32 in "tf32" or "bf16", rounded once to the nearest
+    value the tensor cores read (they would truncate a raw float32; fastmmd.common.rounding), so that the
+    squared norms are those of the numbers the products use. Gradients are returned as those in t."""
+    t = t.detach().contiguous()
+    bits = operand_bits(precision)
+    return round_mantissa(t, bits) if bits is not None and t.dtype == torch.float32 else t
 
 
 def _kernel_precision(precision: str) -> str:

@@ -4,7 +4,8 @@ For rows a_i (i < R) and b_j (j < C) of one chunk, writes
     COEF[i, j] = k_dot(i, j) - 2 k_r2(i, j)        (0 for pairs left out)
 and per tile the partial sums of the radial weights 2 k_r2 over its columns (ALPHA_PART[tile column, i])
 and over its rows (BETA_PART[tile row, j]), and of the kernel values (VALUE_PART[tile row, tile column]).
-The host then forms dS/da = alpha a + COEF @ b and dS/db = beta b + COEF.T @ a with two GEMMs, so the
+The host then forms dS/da = alpha a + COEF @ b and dS/db = beta b + COEF.T @ a with two GEMMs (in TF32,
+COEF is stored rounded to TF32's nearest value), so the
 chunk (R x C, bounded) is the only memory the gradient needs beyond its output.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import triton
 import triton.language as tl
 
 from fastmmd.backends._triton.terms import kernel_terms, radial_weights, tile_norms
-from fastmmd.backends._triton.tiles import tile_geometry, tile_geometry_tma
+from fastmmd.backends._triton.tiles import round_to_tf32, tile_geometry, tile_geometry_tma
 
 
 @triton.jit
@@ -49,6 +50,8 @@ def coef_chunk_kernel(A, B, SQA, SQB, MU, P, COEF, ALPHA_PART, BETA_PART, VALUE_
     coef = -radial
     if NEEDS_DOT:
         coef += tl.where(keep, d_dot, 0.0)
+    if PRECISION == "tf32":  # the host's TF32 GEMMs read COEF: rounded to nearest here, not truncated there
+        coef = round_to_tf32(coef)
     inside = rows_ok[:, None] & cols_ok[None, :]
     tl.store(COEF + offs_m[:, None] * m + offs_n[None, :], coef.to(COEF.dtype.element_ty), mask=inside)
     tl.store(ALPHA_PART + J.to(tl.int64) * n + offs_m, tl.sum(radial, axis=1), mask=rows_ok)

@@ -33,11 +33,21 @@ def round_to_bf16(x):
 
 
 @triton.jit
+def round_to_tf32(x):
+    """float32 x rounded to the nearest TF32 value (10 mantissa bits, ties to even), kept in float32 (finite
+    x): the tensor cores would truncate it (fastmmd.common.rounding)."""
+    u = x.to(tl.uint32, bitcast=True)
+    u = (u + 0xFFF + ((u >> 13) & 1)) & 0xFFFFE000
+    return u.to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def matmul_nt(a, b, acc, PRECISION: tl.constexpr):
     """acc + a @ b.T for a (M, K), b (N, K) on tensor cores: PRECISION "ieee" (exact fp32 / fp64 products),
     "tf32", "tf32x3", "bf16" (operands rounded to bfloat16, fp32 accumulation) or "bf16-rounded" (the same
     numbers from an fp32 product of rounded operands: what the interpreter runs, its bf16 tl.dot being
-    unusable)."""
+    unusable). a and b are read from memory, where the backend rounded them to the precision's operands
+    once (fastmmd.backends.triton._operand): tf32 truncation then drops only zero bits."""
     if PRECISION == "bf16":
         return tl.dot(a.to(tl.bfloat16), tl.trans(b.to(tl.bfloat16)), acc, out_dtype=acc.dtype)
     elif PRECISION == "bf16-rounded":
@@ -48,8 +58,11 @@ def matmul_nt(a, b, acc, PRECISION: tl.constexpr):
 
 @triton.jit
 def matmul_nn(c, b, acc, PRECISION: tl.constexpr):
-    """acc + c @ b for c (M, N), b (N, K), in the same precisions as matmul_nt."""
-    if PRECISION == "bf16":
+    """acc + c @ b for c (M, N), b (N, K), in the same precisions as matmul_nt. c is made in the kernel (kernel
+    values, gradient coefficients): in "tf32" it is rounded to nearest here, b was rounded before the launch."""
+    if PRECISION == "tf32":
+        return tl.dot(round_to_tf32(c.to(b.dtype)), b, acc, input_precision="tf32", out_dtype=acc.dtype)
+    elif PRECISION == "bf16":
         return tl.dot(c.to(tl.bfloat16), b.to(tl.bfloat16), acc, out_dtype=acc.dtype)
     elif PRECISION == "bf16-rounded":
         return tl.dot(round_to_bf16(c), round_to_bf16(b), acc, input_precision="ieee", out_dtype=acc.dtype)
