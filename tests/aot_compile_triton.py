@@ -1,14 +1,27 @@
 """Compiles every Triton kernel of the GPU backend for an sm_90 GPU (H100) — on any machine, no GPU needed —
 for each kind of kernel sum, dtype and precision, in its default tile configuration and in its largest one,
-and checks that each fits in the GPU's shared memory.
+with the specialisation the JIT applies to the headline shapes (pointers, d and the row strides divisible by
+16), and checks that each fits in the GPU's shared memory.
 
-Run as a script with TRITON_INTERPRET unset (tests/test_triton_compile.py does): prints one line per
-kernel variant and exits 1 if any fails to compile or asks for more shared memory than the GPU has.
+    python tests/aot_compile_triton.py                      # one line per kernel variant
+    python tests/aot_compile_triton.py --report FILE.csv    # and the static report of each (below)
+
+Run with TRITON_INTERPRET unset (tests/test_triton_compile.py does): exits 1 if any variant fails to compile
+or asks for more shared memory than the GPU has. The report, read from the cubin with the cuobjdump that
+ships with triton (our only speed signal without a GPU): registers, stack and local memory (spills),
+shared memory; wgmma (HGMMA), mma.sync (HMMA), TMA loads (UTMALDG), spill traffic (LDL/STL) and MUFU
+instructions; the SASS instructions of the kernel's main loop (the longest backward branch whose body holds
+a MUFU or an MMA, a static count) and, for the kernels whose loop walks tiles of BM × BN pairs, those
+instructions per pair of a thread's share (loop instructions × 32 × warps / (BM·BN)).
 """
 from __future__ import annotations
 
+import csv
 import os
+import re
+import subprocess
 import sys
+import tempfile
 
 if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
     sys.exit("run without TRITON_INTERPRET: the interpreter does not compile")
@@ -36,10 +49,16 @@ def families(*codes):
 
 SMOOTH = families(Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LINEAR, Family.POLYNOMIAL)
 DISTANCE = families(Family.ENERGY, Family.LAPLACIAN)
+GAUSSIAN = families(Family.GAUSSIAN)  # the headline kernel
+KINDS = {"smooth": SMOOTH, "distance": DISTANCE, "gaussian": GAUSSIAN}
+# Integer arguments the JIT specialises as multiples of 16 at the headline shapes (d = 64, 2048, contiguous
+# rows): the feature count and the row strides; the row counts are left general.
+DIVISIBLE_INTS = ("d", "sa", "sb", "sv", "so", "sg")
+TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
 
 def flags(kind, precision, center=False):
-    fams, count = SMOOTH if kind == "smooth" else DISTANCE
+    fams, count = KINDS[kind]
     return dict(FAMS=fams, NT=count, NEEDS_NORM=kind == "distance", NEEDS_DOT=kind == "smooth",
                 EXPLICIT=kind == "distance", CENTER=center, PRECISION=precision)
 
@@ -70,16 +89,69 @@ def representative(candidates):
     return [candidates[0]] + ([largest] if largest is not candidates[0] else [])
 
 
+def jit_attrs(fn, sig):
+    """tt.divisibility 16 on the pointers and DIVISIBLE_INTS, as the JIT sets them for such arguments."""
+    return {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name, ty in sig.items()
+            if ty.startswith("*") or (ty == "i32" and name in DIVISIBLE_INTS)}
+
+
 def compile_variant(fn, sig, consts, config):
-    src = ASTSource(fn=fn, signature=sig, constexprs=consts)
+    src = ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=jit_attrs(fn, sig))
     return triton.compile(src, target=TARGET, options=dict(num_warps=config.num_warps,
                                                            num_stages=config.num_stages))
+
+
+def _count(pattern, text):
+    return len(re.findall(pattern, text))
+
+
+def main_loop(sass: str):
+    """(instructions, body) of the longest backward branch whose body holds a MUFU or an MMA instruction."""
+    program = [(int(m.group(1), 16), m.group(2)) for m in re.finditer(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
+    best = (0, "")
+    for index, (address, text) in enumerate(program):
+        branch = re.search(r"\bBRA\s+(0x[0-9a-f]+)", text)
+        if not branch or int(branch.group(1), 16) >= address:
+            continue
+        start = int(branch.group(1), 16)
+        body = "\n".join(t for a, t in program if start <= a <= address)
+        size = sum(1 for a, _ in program if start <= a <= address)
+        if re.search(r"MUFU|HGMMA|HMMA", body) and size > best[0]:
+            best = (size, body)
+    return best
+
+
+def static_report(name, kernel, config):
+    """The report row of one compiled variant (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as folder:
+        cubin = os.path.join(folder, "kernel.cubin")
+        with open(cubin, "wb") as handle:
+            handle.write(kernel.asm["cubin"])
+        usage = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "-res-usage", cubin], capture_output=True,
+                               text=True, check=True).stdout
+        sass = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "--dump-sass", cubin], capture_output=True,
+                              text=True, check=True).stdout
+    resources = dict(re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", usage))
+    loop, body = main_loop(sass)
+    tile = config.kwargs.get("BM", 0) * config.kwargs.get("BN", 0)
+    walks_tiles = name.split()[0] in ("value_rows", "owner_grad")
+    per_pair = loop * 32 * config.num_warps / tile if walks_tiles and tile else None
+    return {"kernel": name, "config": " ".join(f"{k}={v}" for k, v in config.kwargs.items()),
+            "triton": triton.__version__,
+            "warps": config.num_warps, "stages": config.num_stages, "registers": int(resources.get("REG", -1)),
+            "stack": int(resources.get("STACK", -1)), "local": int(resources.get("LOCAL", -1)),
+            "shared": kernel.metadata.shared, "hgmma": _count(r"\bHGMMA\b", sass), "hmma": _count(r"\bHMMA\b", sass),
+            "tma_loads": _count(r"UTMALDG", sass), "spill_ops": _count(r"\b(LDL|STL)\b", sass),
+            "mufu": _count(r"\bMUFU\.", sass), "instructions": _count(r"/\*[0-9a-f]{4,}\*/", sass),
+            "loop_instructions": loop, "loop_mufu": _count(r"\bMUFU\.", body),
+            "instructions_per_pair": "" if per_pair is None else f"{per_pair:.2f}"}
 
 
 def variants():
     """(name, kernel, signature, constexprs, config) of every kernel in its configurations."""
     cases = [("smooth", torch.float32, p) for p in ("tf32", "bf16", "ieee")]
     cases += [("distance", torch.float32, "ieee"), ("smooth", torch.float64, "ieee")]
+    cases += [("gaussian", torch.float32, p) for p in ("tf32", "bf16")]  # the headline kernel
     for kind, dtype, precision in cases:
         explicit = kind == "distance"
         f = flags(kind, precision, center=precision == "ieee")
@@ -106,6 +178,8 @@ def variants():
                                 ["n", "m", "p", "d", "sa", "sb", "sv", "so", "size_class"], dtype, consts)
                 yield f"matvec {kind} {dtype} {precision} PB={pb}", matvec_kernel, sig, consts, config
         for d in ((64,) if explicit else (64, 128, 256)):
+            if kind == "gaussian" and d != 64:
+                continue
             bd = configs.padded_dim(d)
             for config in representative(configs._owner_configs(explicit, dtype, d)):
                 consts = dict(EXCLUDE_DIAG=True, SAME=True, ACCUMULATE=True, WANT_VALUE=True, BD=bd, **f,
@@ -122,7 +196,10 @@ def variants():
                 yield f"value_rows {kind} {dtype} {precision} d={d}", value_rows_kernel, sig, consts, config
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    report_path = argv[argv.index("--report") + 1] if "--report" in argv else None
+    rows = []
     failures = 0
     for name, fn, sig, consts, config in variants():
         label = f"{name} {config.kwargs} warps={config.num_warps} stages={config.num_stages}"
@@ -138,6 +215,13 @@ def main() -> int:
             print(f"FAIL {label}: {shared} bytes of shared memory > {SHARED_LIMIT}")
         else:
             print(f"ok   {label}: {shared} bytes of shared memory")
+        if report_path:
+            rows.append(static_report(name, kernel, config))
+    if report_path:
+        with open(report_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     return 1 if failures else 0
 
 
