@@ -109,7 +109,7 @@ def main_loop(sass: str):
     """(instructions, body) of the longest backward branch whose body holds a MUFU or an MMA instruction."""
     program = [(int(m.group(1), 16), m.group(2)) for m in re.finditer(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
     best = (0, "")
-    for index, (address, text) in enumerate(program):
+    for address, text in program:
         branch = re.search(r"\bBRA\s+(0x[0-9a-f]+)", text)
         if not branch or int(branch.group(1), 16) >= address:
             continue
