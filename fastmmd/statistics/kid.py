@@ -11,9 +11,9 @@ features give the KID of the same features in float64 to within 2e-7 relative (e
 subsets of 1000), under 5e-10 absolute, and the std to within 3e-6: well inside 1e-4. float64 (pass
 float64 features) costs 2.1-2.4× the time there (exact KID with its std: 5.8 s vs 12-13 s; 100 subsets of
 1000: 7-8 s vs 14-17 s). On a GPU, precision="tf32" and "bf16" are faster and multiply operands rounded to
-10 and 7 mantissa bits: emulated on the CPU (docs/numerics.md, section 5), exact KID moves by 8e-6 relative
-for a KID of 3.6e-3 and by 2e-4 (tf32) to 5e-3 (bf16) for one of 1.4e-5. Use them for monitoring, not for
-numbers to report.
+10 and 7 mantissa bits: emulated on the CPU (docs/numerics.md, section 5), exact KID moves by up to 8e-6
+(tf32) and 2e-5 (bf16) relative for a KID near 3.7e-3, and by up to 2e-4 and 5e-3 for one near 2e-5. Use
+them for monitoring, not for numbers to report.
 """
 from __future__ import annotations
 
