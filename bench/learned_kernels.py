@@ -8,6 +8,7 @@ against the same step on materialised Gram matrices.
     python -m bench.learned_kernels power --problem hdgm --sizes 500 --first-trial 3 --trials 7  # more trials
     python -m bench.learned_kernels report --problem blob               # the table and plot of the CSV
     python -m bench.learned_kernels timing [--repeats 3]
+    python -m bench.learned_kernels terms [--repeats 3]              # the cost of learnable mixture terms
 
 Protocol (theirs, with the trial count as an option): per trial, one training pair of N points per sample,
 the kernel trained on all of it (full batch, Adam, 1000 steps, their learning rates and initial values), then
@@ -197,6 +198,69 @@ def timing_run(args) -> int:
     return 0
 
 
+TERM_CASES = [(4096, 64), (4096, 512), (2048, 2048)]
+MIXTURE = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # bandwidths in units of sqrt(d)
+
+
+def _mixture_step(x, y, objective: str, learnable: bool, count: int):
+    """One forward + backward of `objective` ("mmd2" or "criterion") with `count` Gaussians of MIXTURE;
+    learnable: their log-bandwidths require grad (else only x does)."""
+    scales = [s * x.shape[1] ** 0.5 for s in MIXTURE[:count]]
+
+    def step():
+        xg = x.clone().requires_grad_(True)
+        if learnable:
+            log_s = torch.tensor([float(np.log(s)) for s in scales], dtype=torch.float64, requires_grad=True)
+            kernel = fastmmd.Gaussian(bandwidth=log_s.exp())
+        else:
+            kernel = fastmmd.Gaussian(bandwidth=scales)
+        op = fastmmd.mmd2 if objective == "mmd2" else fastmmd.power_criterion
+        op(xg, y, kernel).backward()
+    return step
+
+
+def terms_run(args) -> int:
+    env = collect_environment("cpu")
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "term_cost_cpu.csv"
+    new = not path.exists()
+    lines = [["objective", "n = m", "d", "constant 6 (s)", "learnable 6 (s)", "ratio", "constant 1", "learnable 1",
+              "ratio"]]
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["objective", "n", "d", "bandwidths", "learnable", "step_s",
+                                                    "device", "threads", "torch", "commit", "date"])
+        if new:
+            writer.writeheader()
+        for objective in ("mmd2", "criterion"):
+            for n, d in TERM_CASES:
+                gen = torch.Generator().manual_seed(n + d)
+                x, y = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen) + 0.1
+                times = {}
+                for count in (6, 1):
+                    for learnable in (False, True):
+                        step = _mixture_step(x, y, objective, learnable, count)
+                        step()
+                        runs = []
+                        for _ in range(args.repeats):
+                            start = time.perf_counter()
+                            step()
+                            runs.append(time.perf_counter() - start)
+                        times[count, learnable] = statistics.median(runs)
+                        writer.writerow({"objective": objective, "n": n, "d": d, "bandwidths": count,
+                                         "learnable": learnable, "step_s": f"{times[count, learnable]:.4g}",
+                                         **env.as_dict()})
+                handle.flush()
+                lines.append([objective, n, d] + [f"{times[c, lr]:.3g}" if lr is not None else
+                                                  f"{times[c, True] / times[c, False]:.2f}"
+                                                  for c in (6, 1) for lr in (False, True, None)])
+                print(lines[-1], flush=True)
+    from bench.run import text_table
+
+    print(f"{env.device}, {env.threads} threads, commit {env.commit}: one forward + backward, seconds")
+    print(text_table(lines))
+    return 0
+
+
 # The only figures of the paper found in text form: MMD-D's power as paperswithcode lists it for the paper
 # (Blob with 40 points per blob; HDGM, d = 10, N = 4000). Their figures' other values are in plots only.
 PAPER_MMD_D = {"blob": {40: 0.985}, "hdgm": {}}
@@ -276,8 +340,10 @@ def main(argv=None) -> int:
     report.add_argument("--null", action="store_true")
     timing = sub.add_parser("timing")
     timing.add_argument("--repeats", type=int, default=3)
+    terms = sub.add_parser("terms", help="learnable Gaussian mixtures against constant ones, per step")
+    terms.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    return {"power": power_run, "report": report_run, "timing": timing_run}[args.command](args)
+    return {"power": power_run, "report": report_run, "timing": timing_run, "terms": terms_run}[args.command](args)
 
 
 if __name__ == "__main__":

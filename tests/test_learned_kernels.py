@@ -136,22 +136,6 @@ def test_rational_quadratic_alpha_in_float32_points(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_kernel_matmul_in_rational_quadratic_alpha(backend):
-    a, b = sample_xy(9, 12, 3, seed=23)
-    v = torch.from_numpy(np.random.default_rng(23).standard_normal((12, 2)))
-    a1, v1, al1 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.6, 2.0])
-    a2, v2, al2 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.6, 2.0])
-    out = fastmmd.kernel_matmul(a1, b, v1, fastmmd.RationalQuadratic(alpha=al1), backend=backend)
-    expected = rational_quadratics(a2, b, al2, 1.0) @ v2
-    assert_close(out, expected, SAME_ARITHMETIC_RTOL * 100)
-    probe = torch.from_numpy(np.random.default_rng(24).standard_normal(expected.shape))
-    got = torch.autograd.grad((out * probe).sum(), (a1, v1, al1))
-    want = torch.autograd.grad((expected * probe).sum(), (a2, v2, al2))
-    for g, w, name in zip(got, want, ("a", "v", "alpha")):
-        assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_variance_in_rational_quadratic_alpha_scale_and_weights(backend):
     """Two weighted copies of one rational quadratic on one view: S needs κ·∂κ/∂α, a log-family term."""
     x, y = sample_xy(12, 10, 3, seed=25)
@@ -185,19 +169,28 @@ def test_power_criterion_in_alpha_is_differentiable_once(backend):
         torch.autograd.grad(grad, alpha)
 
 
+LEARNABLE_IN_KERNEL_MATMUL = {  # name: (kernel of the parameter tensor, its formula written out, values)
+    "bandwidth": (lambda t: fastmmd.Gaussian(bandwidth=t), lambda a, b, t: gaussians(a, b, t), [0.9, 2.0]),
+    "alpha": (lambda t: fastmmd.RationalQuadratic(alpha=t), lambda a, b, t: rational_quadratics(a, b, t, 1.0),
+              [0.6, 2.0]),
+}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_kernel_matmul_in_bandwidth_points_and_weights(backend):
+@pytest.mark.parametrize("parameter", sorted(LEARNABLE_IN_KERNEL_MATMUL))
+def test_kernel_matmul_in_points_values_and_a_learnable_parameter(backend, parameter):
+    make, formula, values = LEARNABLE_IN_KERNEL_MATMUL[parameter]
     a, b = sample_xy(9, 13, 3, seed=4)
     v = torch.from_numpy(np.random.default_rng(4).standard_normal((13, 2)))
-    a1, v1, s1 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.9, 2.0])
-    a2, v2, s2 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf([0.9, 2.0])
-    out = fastmmd.kernel_matmul(a1, b, v1, fastmmd.Gaussian(bandwidth=s1), backend=backend)
-    expected = gaussians(a2, b, s2) @ v2
+    a1, v1, t1 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf(values)
+    a2, v2, t2 = a.clone().requires_grad_(), v.clone().requires_grad_(), leaf(values)
+    out = fastmmd.kernel_matmul(a1, b, v1, make(t1), backend=backend)
+    expected = formula(a2, b, t2) @ v2
     assert_close(out, expected, SAME_ARITHMETIC_RTOL * 100)
     probe = torch.from_numpy(np.random.default_rng(5).standard_normal(expected.shape))
-    got = torch.autograd.grad((out * probe).sum(), (a1, v1, s1))
-    want = torch.autograd.grad((expected * probe).sum(), (a2, v2, s2))
-    for g, w, name in zip(got, want, ("a", "v", "bandwidth")):
+    got = torch.autograd.grad((out * probe).sum(), (a1, v1, t1))
+    want = torch.autograd.grad((expected * probe).sum(), (a2, v2, t2))
+    for g, w, name in zip(got, want, ("a", "v", parameter)):
         assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
 
 
