@@ -22,8 +22,10 @@ enum Family : int {
   POLYNOMIAL = 6,
   // log(1 + p1 r2) (1 + p1 r2)^(-p2): the derivative of a rational quadratic in alpha is made of it
   RATIONAL_QUADRATIC_LOG = 7,
+  // r2 exp(-p1 r2): the derivative of a Gaussian in its bandwidth is made of it
+  GAUSSIAN_R2 = 8,
 };
-constexpr int kNumFamilies = 8;
+constexpr int kNumFamilies = 9;
 // The largest polynomial degree the epilogue unrolls (fastmmd.kernels.MAX_COMPILED_DEGREE; a test checks
 // that the two agree through fastmmd._C.MAX_POLYNOMIAL_DEGREE).
 constexpr int kMaxPolynomialDegree = 64;
@@ -41,7 +43,7 @@ struct KernelSpec {
 
   explicit KernelSpec(std::vector<Term> t) : terms(std::move(t)) {
     for (const Term& term : terms) {
-      if (term.family <= ENERGY || term.family == RATIONAL_QUADRATIC_LOG) needs_r2 = true;
+      if (term.family <= ENERGY || term.family >= RATIONAL_QUADRATIC_LOG) needs_r2 = true;
       if (term.family == LAPLACIAN || term.family == ENERGY) needs_sqrt = true;
       if (term.family == ENERGY) energy_weight += term.weight;
     }
@@ -139,6 +141,15 @@ inline void evaluate_row(const KernelSpec& spec, int64_t width, const T* __restr
           const T e = w * fexp(-p2 * log_base);
           val[j] += log_base * e;
           d_r2[j] += p1 * e * (1 - p2 * log_base) / (1 + p1 * r2[j]);
+        }
+        break;
+      case GAUSSIAN_R2:
+        // w r2 e^(-p1 r2): dk/dr2 = w e^(-p1 r2) (1 - p1 r2)
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          const T e = w * fexp(-p1 * r2[j]);
+          val[j] += r2[j] * e;
+          d_r2[j] += e * (1 - p1 * r2[j]);
         }
         break;
       case INVERSE_MULTIQUADRIC:

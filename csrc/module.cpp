@@ -219,5 +219,6 @@ PYBIND11_MODULE(FASTMMD_MODULE, m) {
   m.attr("LINEAR") = int(fastmmd::LINEAR);
   m.attr("POLYNOMIAL") = int(fastmmd::POLYNOMIAL);
   m.attr("RATIONAL_QUADRATIC_LOG") = int(fastmmd::RATIONAL_QUADRATIC_LOG);
+  m.attr("GAUSSIAN_R2") = int(fastmmd::GAUSSIAN_R2);
   m.attr("MAX_POLYNOMIAL_DEGREE") = fastmmd::kMaxPolynomialDegree;
 }

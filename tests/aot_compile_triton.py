@@ -35,6 +35,7 @@ from fastmmd.backends._triton import configs  # noqa: E402
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel  # noqa: E402
 from fastmmd.backends._triton.matvec import matvec_kernel  # noqa: E402
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel  # noqa: E402
+from fastmmd.backends._triton.terms import FAMILY_BITS  # noqa: E402
 from fastmmd.backends._triton.value import value_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.value_rows import value_rows_kernel  # noqa: E402
 from fastmmd.kernels import Family  # noqa: E402
@@ -44,7 +45,7 @@ SHARED_LIMIT = 232448  # bytes per block on an H100
 
 
 def families(*codes):
-    return sum(int(c) << (3 * t) for t, c in enumerate(codes)), len(codes)
+    return sum(int(c) << (FAMILY_BITS * t) for t, c in enumerate(codes)), len(codes)
 
 
 SMOOTH = families(Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LINEAR, Family.POLYNOMIAL)

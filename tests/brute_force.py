@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FAMILIES = ("gaussian", "rq", "rq_dalpha", "laplacian", "imq", "energy", "linear", "polynomial")
+FAMILIES = ("gaussian", "gaussian_dsigma", "rq", "rq_dalpha", "laplacian", "imq", "energy", "linear", "polynomial")
 ESTIMATORS = ("unbiased", "biased", "u-statistic", "linear")
 
 
@@ -27,6 +27,7 @@ class Term:
     """weight * family(a, b; params).
 
     gaussian: sigma            exp(-|a-b|² / (2 sigma²))
+    gaussian_dsigma: sigma     d/dsigma of gaussian: |a-b|² / sigma³ exp(-|a-b|² / (2 sigma²))
     rq:       alpha, scale     (1 + |a-b|² / (2 alpha scale²)) ** -alpha
     rq_dalpha: alpha, scale    d/dalpha of rq: (1 + u) ** -alpha * (u / (1 + u) - log(1 + u)),
                                u = |a-b|² / (2 alpha scale²)
@@ -58,6 +59,8 @@ def _term_scalar(t: Term, a, b) -> float:
     dot = sum(ai * bi for ai, bi in zip(a, b))
     if t.family == "gaussian":
         v = math.exp(-r2 / (2.0 * p["sigma"] ** 2))
+    elif t.family == "gaussian_dsigma":
+        v = r2 / p["sigma"] ** 3 * math.exp(-r2 / (2.0 * p["sigma"] ** 2))
     elif t.family == "rq":
         alpha, scale = p["alpha"], p.get("scale", 1.0)
         v = (1.0 + r2 / (2.0 * alpha * scale**2)) ** (-alpha)
@@ -135,6 +138,10 @@ def _radial_g(t: Term, r2):
         c = 1.0 / (2.0 * alpha * scale**2)
         base = 1.0 + c * r2
         return base ** (-alpha), -alpha * c * base ** (-alpha - 1.0)
+    if t.family == "gaussian_dsigma":
+        s = p["sigma"]
+        e = np.exp(-r2 / (2.0 * s**2))
+        return r2 / s**3 * e, e / s**3 * (1.0 - r2 / (2.0 * s**2))
     if t.family == "rq_dalpha":
         alpha, scale = p["alpha"], p.get("scale", 1.0)
         c = 1.0 / (2.0 * alpha * scale**2)
@@ -159,7 +166,7 @@ def _block(terms, a, b, want_grad):
     G = np.zeros(diff.shape) if want_grad else None
     for t in terms:
         w = t.weight
-        if t.family in ("gaussian", "rq", "rq_dalpha", "imq"):
+        if t.family in ("gaussian", "gaussian_dsigma", "rq", "rq_dalpha", "imq"):
             g, dg = _radial_g(t, r2)
             K += w * g
             if want_grad:

@@ -53,6 +53,11 @@ CASES = [
         lambda d: fastmmd.RationalQuadratic(alpha=[0.2, 1.0, 5.0], scale=_s(d)) + fastmmd.Linear(),
         lambda d: [Term("rq", 1.0, {"alpha": a, "scale": _s(d)}) for a in (0.2, 1.0, 5.0)] + [Term("linear")],
     ),
+    KernelCase(  # not a kernel: a Gaussian's derivative in its bandwidth, r² e^(-p r²)
+        "gaussian_bandwidth_derivative",
+        lambda d: fastmmd.kernels.GaussianBandwidthDerivative(bandwidth=_s(d)),
+        lambda d: [Term("gaussian_dsigma", 1.0, {"sigma": _s(d)})],
+    ),
     KernelCase(  # not a kernel: a rational quadratic's derivative in α, with the log family in it
         "rq_alpha_derivative",
         lambda d: fastmmd.kernels.RationalQuadraticAlphaDerivative(alpha=1.5, scale=0.5 * _s(d)),

@@ -324,9 +324,9 @@ def test_terms_encoding():
 def test_family_codes_match_the_interface_table():
     assert [f.name for f in sorted(Family)] == [
         "GAUSSIAN", "RATIONAL_QUADRATIC", "LAPLACIAN", "INVERSE_MULTIQUADRIC", "ENERGY", "LINEAR", "POLYNOMIAL",
-        "RATIONAL_QUADRATIC_LOG",
+        "RATIONAL_QUADRATIC_LOG", "GAUSSIAN_R2",
     ]
-    assert [int(f) for f in sorted(Family)] == list(range(8))
+    assert [int(f) for f in sorted(Family)] == list(range(9))
 
 
 @pytest.mark.parametrize("d", [0, -1, 2.0, True])
@@ -355,6 +355,8 @@ def _evaluate_terms(terms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
             term = na + nb - np.sqrt(r2)
         elif family == Family.LINEAR:
             term = dot
+        elif family == Family.GAUSSIAN_R2:
+            term = r2 * np.exp(-p1 * r2)
         elif family == Family.RATIONAL_QUADRATIC_LOG:
             term = np.log1p(p1 * r2) * (1 + p1 * r2) ** (-p2)
         else:

@@ -215,6 +215,27 @@ def test_variance_in_a_mixture_of_learnable_gaussians(backend):
         assert_close(g, w, FLOAT64_GRADIENT_RTOL)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variance_in_six_learnable_bandwidths_and_their_weights(backend):
+    """Six bandwidths on the points are one term: its square is 21 Gaussians (more than the triton kernels
+    take at once), and each bandwidth's derivative a pass of r² e^(-p r²)."""
+    x, y = sample_xy(12, 10, 3, seed=27)
+    values = [0.3, 0.7, 1.2, 2.0, 3.5, 6.0]
+    s1, w1, s2, w2 = leaf(values), leaf(0.8), leaf(values), leaf(0.8)
+    value, variance = fastmmd.mmd2_and_variance(x, y, w1 * fastmmd.Gaussian(bandwidth=s1), backend=backend)
+
+    def k(a, b):
+        return w2 * gaussians(a, b, s2)
+
+    expected_value, expected_variance = moments_of_grams(k(x, x), k(y, y), k(x, y))
+    assert_close(value, expected_value, SAME_ARITHMETIC_RTOL * 100)
+    assert_close(variance, expected_variance, SAME_ARITHMETIC_RTOL * 100)
+    got = torch.autograd.grad(value + 3 * variance, (s1, w1))
+    want = torch.autograd.grad(expected_value + 3 * expected_variance, (s2, w2))
+    for g, w, name in zip(got, want, ("bandwidth", "weight")):
+        assert_close(g, w, FLOAT64_GRADIENT_RTOL, name)
+
+
 def _network(seed, d_in=3, d_out=4):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(d_in, 6), torch.nn.Softplus(), torch.nn.Linear(6, d_out)).double()

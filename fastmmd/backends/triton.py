@@ -122,7 +122,16 @@ class TritonBackend(Backend):
                                           SHIFT_INVARIANT_MMD_FAMILIES)
 
     def pair_sum(self, a, b, terms, symmetric, exclude_diag, need_grad, precision, num_threads):
-        """One block's sum and gradients (launch.pair_sum); `num_threads` is not used."""
+        """One block's sum and gradients (launch.pair_sum); `num_threads` is not used. A table of more terms
+        than the kernels take (the squares and products of mixtures the variance's gradient sums) runs in
+        groups of rows: the sum and its gradients are linear in the table."""
+        from fastmmd.backends._triton.terms import MAX_TERMS
+
+        table = np.asarray(terms, dtype=np.float64).reshape(-1, 5)
+        if len(table) > MAX_TERMS:
+            parts = [self.pair_sum(a, b, table[i:i + MAX_TERMS], symmetric, exclude_diag, need_grad, precision,
+                                   num_threads) for i in range(0, len(table), MAX_TERMS)]
+            return tuple(None if part[0] is None else sum(part) for part in zip(*parts))
         launch = _kernels.require("triton")
         a = _operand(a, precision)
         b = a if symmetric else _operand(b, precision)

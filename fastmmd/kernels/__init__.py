@@ -20,6 +20,7 @@ from fastmmd.kernels.base import (
 from fastmmd.kernels.families import (
                                   Energy,
                                   Gaussian,
+                                  GaussianBandwidthDerivative,
                                   InverseMultiquadric,
                                   Laplacian,
                                   Linear,
@@ -32,4 +33,4 @@ from fastmmd.kernels.names import KERNEL_NAMES, get_kernel, resolve_kernel
 __all__ = ["Family", "Kernel", "KernelSum", "Gaussian", "RationalQuadratic", "Laplacian", "InverseMultiquadric",
            "Energy", "Linear", "Polynomial", "KERNEL_NAMES", "get_kernel", "resolve_kernel",
            "TRANSLATION_INVARIANT_FAMILIES", "SHIFT_INVARIANT_MMD_FAMILIES", "MAX_COMPILED_DEGREE", "TableKernel",
-           "RationalQuadraticAlphaDerivative"]
+           "RationalQuadraticAlphaDerivative", "GaussianBandwidthDerivative"]

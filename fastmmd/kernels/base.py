@@ -38,11 +38,13 @@ class Family(enum.IntEnum):
     POLYNOMIAL = 6
     # not a kernel: log(1 + p1 r²)(1 + p1 r²)^(-p2), of which a rational quadratic's derivative in α is made
     RATIONAL_QUADRATIC_LOG = 7
+    # not a kernel: r² exp(-p1 r²), of which a Gaussian's derivative in its bandwidth is made
+    GAUSSIAN_R2 = 8
 
 
 TRANSLATION_INVARIANT_FAMILIES = frozenset(
     {Family.GAUSSIAN, Family.RATIONAL_QUADRATIC, Family.LAPLACIAN, Family.INVERSE_MULTIQUADRIC,
-     Family.RATIONAL_QUADRATIC_LOG}
+     Family.RATIONAL_QUADRATIC_LOG, Family.GAUSSIAN_R2}
 )
 
 # Families whose MMD² estimates do not change when x and y are shifted together: the translation-invariant

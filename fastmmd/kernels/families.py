@@ -32,8 +32,8 @@ from fastmmd.kernels.base import (
     register_rules,
 )
 
-__all__ = ["Gaussian", "RationalQuadratic", "RationalQuadraticAlphaDerivative", "Laplacian", "InverseMultiquadric",
-           "Energy", "Linear", "Polynomial"]
+__all__ = ["Gaussian", "GaussianBandwidthDerivative", "RationalQuadratic", "RationalQuadraticAlphaDerivative",
+           "Laplacian", "InverseMultiquadric", "Energy", "Linear", "Polynomial"]
 
 
 def _keep_learnable(kernel: Kernel, name: str, vector: bool = True) -> None:
@@ -69,9 +69,7 @@ class Gaussian(Kernel):
         object.__setattr__(self, "bandwidth", _positive_or_sequence("bandwidth", self.bandwidth))
 
     def _rows(self, d):
-        # 0.5 / s / s, not 1 / (2 s²): s² can underflow to 0 where the quotient is merely beyond range (inf,
-        # which fastmmd.ops.numerics refuses with its reason).
-        return [_row(Family.GAUSSIAN, 1.0, 0.5 / s / s) for s in _as_tuple(self.bandwidth)]
+        return [_row(Family.GAUSSIAN, 1.0, _gaussian_p1(s)) for s in _as_tuple(self.bandwidth)]
 
     def _in_frame(self, c, d):
         return Gaussian(bandwidth=tuple(s * c for s in _as_tuple(self.bandwidth)))
@@ -83,6 +81,47 @@ class Gaussian(Kernel):
         derivative=lambda w, p1, p2, p3: ([_row(Family.GAUSSIAN, -w * p1, p1)], []),
         at_zero=lambda w, p1, p2, p3: (w, -w * p1),
     ))
+
+
+def _gaussian_p1(bandwidth: float) -> float:
+    """p1 = 1 / (2σ²) of a Gaussian's row as 0.5 / σ / σ: σ² can underflow to 0 where the quotient is merely
+    beyond range (inf, which fastmmd.ops.numerics refuses with its reason); one way everywhere, since
+    products of rows need equal p1's to the bit."""
+    return 0.5 / bandwidth / bandwidth
+
+
+@dataclass(frozen=True)
+class GaussianBandwidthDerivative(Kernel):
+    """∂/∂σ of one Gaussian exp(−|a − b|²/(2σ²)), times `scale`: scale·(|a − b|²/σ³)·exp(−|a − b|²/(2σ²)).
+
+    Not a kernel: the derivative the ops of a learnable bandwidth evaluate (docs/learned_kernels.md).
+    """
+
+    bandwidth: float = 1.0
+    scale: float = 1.0
+    translation_invariant: ClassVar[bool] = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "bandwidth", _positive("bandwidth", self.bandwidth))
+        object.__setattr__(self, "scale", _positive("scale", self.scale))
+
+    def _rows(self, d):
+        s = self.bandwidth
+        return [_row(Family.GAUSSIAN_R2, self.scale / s / s / s, _gaussian_p1(s))]
+
+    def _in_frame(self, c, d):
+        # r'² / σ'³ = (c² r²) / (c σ)³ = r² / (c σ³): the scale takes the factor c back
+        return GaussianBandwidthDerivative(bandwidth=self.bandwidth * c, scale=self.scale * c)
+
+
+# w·r²·e^(-p1 r²): dk/dr² = w·e^(-p1 r²) − w·p1·r²·e^(-p1 r²), a Gaussian and a term of this family;
+# g(0) = 0, g′(0) = w
+register_rules(FamilyRules(
+    Family.GAUSSIAN_R2,
+    value=lambda geo, w, p1, p2, p3: w * geo.sq_dist * torch.exp(-p1 * geo.sq_dist),
+    derivative=lambda w, p1, p2, p3: ([_row(Family.GAUSSIAN, w, p1), _row(Family.GAUSSIAN_R2, -w * p1, p1)], []),
+    at_zero=lambda w, p1, p2, p3: (0.0, w),
+))
 
 
 def _rq_p1(alpha: float, scale: float) -> float:

@@ -3,7 +3,8 @@ products of its terms stay in their families (docs/learned_kernels.md).
 
 The variance of MMD²_u depends on the sums of squared kernel values Σ k(a_i, b_j)²; their gradient is the
 gradient of a pair sum of k², so a fused backend computes it as one more pass when k² is a kernel it knows:
-    Gaussian × Gaussian:      e^(-p r²) e^(-q r²) = e^(-(p + q) r²)
+    Gaussian × Gaussian:      e^(-p r²) e^(-q r²) = e^(-(p + q) r²), and times r² e^(-q r²) (a bandwidth's
+        derivative): r² e^(-(p + q) r²)
     Laplacian × Laplacian:    e^(-p r) e^(-q r) = e^(-(p + q) r)
     rational quadratic (same p1): (1 + p1 r²)^(-α) (1 + p1 r²)^(-β) = (1 + p1 r²)^(-(α + β)), and times its
         log form (the derivative in α): (1 + p1 r²)^(-α) log(1 + p1 r²)(1 + p1 r²)^(-β) = log(…)(1 + p1 r²)^(-(α + β))
@@ -25,6 +26,7 @@ __all__ = ["squared_table", "square_reason", "product_table", "product_reason"]
 _EXPONENTIAL = (Family.GAUSSIAN, Family.LAPLACIAN)  # p1 adds
 _POWER = (Family.RATIONAL_QUADRATIC, Family.INVERSE_MULTIQUADRIC)  # same p1, p2 adds
 _RQ_AND_LOG = {Family.RATIONAL_QUADRATIC, Family.RATIONAL_QUADRATIC_LOG}
+_GAUSSIAN_AND_R2 = {Family.GAUSSIAN, Family.GAUSSIAN_R2}
 
 
 def _as_polynomial(row) -> list:
@@ -43,6 +45,8 @@ def _product(a, b) -> Optional[list]:
         return [float(fa), weight, a[2] + b[2], 0.0, 0.0]
     if fa == fb and fa in _POWER and a[2] == b[2]:
         return [float(fa), weight, a[2], a[3] + b[3], 0.0]
+    if {fa, fb} == _GAUSSIAN_AND_R2:  # e^(-p r²) r² e^(-q r²) = r² e^(-(p + q) r²)
+        return [float(Family.GAUSSIAN_R2), weight, a[2] + b[2], 0.0, 0.0]
     if {fa, fb} == _RQ_AND_LOG and a[2] == b[2]:  # log(1 + u)(1 + u)^-α (1 + u)^-β = log(1 + u)(1 + u)^-(α + β)
         return [float(Family.RATIONAL_QUADRATIC_LOG), weight, a[2], a[3] + b[3], 0.0]
     dot_families = (Family.LINEAR, Family.POLYNOMIAL)

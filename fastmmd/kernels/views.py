@@ -10,10 +10,12 @@ needs are sums of products κ_t κ_s: on one view a product of tables (fastmmd.k
 views, for Gaussians, one Gaussian on the two views side by side (e^(-p|u|²) e^(-q|v|²) = e^(-|(√p u, √q v)|²)).
 
 A kernel whose parameters are tensors that require grad (`Gaussian(bandwidth=log_s.exp())`, a
-`RationalQuadratic` scale, a weight `w * k`) is such a sum: a bandwidth σ is the view a/σ of the kernel
-with bandwidth 1. A parameter that no view carries (a rational quadratic's α) stays in its term's kernel,
-with the kernel ∂κ/∂θ beside it (`ParameterTerm`): the ops are linear in κ, so their derivative in θ is the
-same op with ∂κ/∂θ. `DeepKernel` is Liu et al.'s (2020) deep kernel in this form.
+`RationalQuadratic`'s α and scale, a weight `w * k`) is such a sum. A rational quadratic's scale is the view
+a/scale of the kernel of scale 1. A Gaussian's bandwidths and a rational quadratic's α stay in the term's
+kernel, with the kernels ∂κ/∂θ beside them (`ParameterTerm`): the ops are linear in κ, so their derivative
+in θ is the same op with ∂κ/∂θ, and a mixture of learnable bandwidths is one term on the points (its value,
+point gradients and squares in the passes of a constant mixture). `DeepKernel` is Liu et al.'s (2020) deep
+kernel in this form.
 """
 from __future__ import annotations
 
@@ -26,7 +28,13 @@ import numpy as np
 import torch
 
 from fastmmd.kernels.base import Family, Kernel, KernelSum
-from fastmmd.kernels.families import Gaussian, RationalQuadratic, RationalQuadraticAlphaDerivative, _as_tuple
+from fastmmd.kernels.families import (
+    Gaussian,
+    GaussianBandwidthDerivative,
+    RationalQuadratic,
+    RationalQuadraticAlphaDerivative,
+    _as_tuple,
+)
 from fastmmd.kernels.products import product_table
 
 __all__ = ["ViewTerm", "ParameterTerm", "ViewKernel", "DeepKernel", "view_terms", "is_view_kernel", "product_term"]
@@ -84,9 +92,12 @@ def _kernel_terms(kernel: Kernel, samples: Sequence[torch.Tensor]) -> List[ViewT
         return out
     tensors = kernel.learnable_tensors()
     if isinstance(kernel, Gaussian) and "bandwidth" in tensors:
-        sigma = tensors["bandwidth"]
-        return [ViewTerm(1.0, Gaussian(bandwidth=1.0), _scaled(samples, 1.0 / s), ("scale", id(sigma), t))
-                for t, s in enumerate(sigma.reshape(-1))]
+        # one term on the points: the mixture in one pass, each σ_t's derivative a pass of ∂κ/∂σ_t (and the
+        # products the variance needs stay Gaussians on one view)
+        sigma = tensors["bandwidth"].reshape(-1)
+        parameters = tuple(ParameterTerm(sigma[t], GaussianBandwidthDerivative(bandwidth=s))
+                           for t, s in enumerate(_as_tuple(kernel.bandwidth)))
+        return [ViewTerm(1.0, Gaussian(bandwidth=kernel.bandwidth), tuple(samples), "points", parameters)]
     if isinstance(kernel, RationalQuadratic) and tensors:
         return _rational_quadratic_terms(kernel, tensors, samples)
     if tensors:

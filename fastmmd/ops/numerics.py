@@ -124,6 +124,7 @@ _DESCRIPTIONS = {
     Family.INVERSE_MULTIQUADRIC: "c²",
     Family.POLYNOMIAL: "gamma",
     Family.RATIONAL_QUADRATIC_LOG: "1/(2·alpha·scale²)",
+    Family.GAUSSIAN_R2: "1/(2·bandwidth²)",
 }
 
 
@@ -134,6 +135,8 @@ def _value_bound(family: Family, weight: float, p1: float, p2: float, p3: float,
         return weight * math.exp(-p2 * math.log(p1))  # at a = b
     if family == Family.ENERGY:
         return weight * 2.0 * math.sqrt(sq_norm)
+    if family == Family.GAUSSIAN_R2:  # r² e^(-p1 r²) peaks at r² = 1/p1
+        return weight / (p1 * math.e) if p1 > 0 else math.inf
     if family == Family.RATIONAL_QUADRATIC_LOG:  # L e^(-p2 L), L = log(1 + p1 r²) >= 0, peaks at L = 1/p2
         return weight / (p2 * math.e) if p2 > 0 else math.inf
     if family == Family.LINEAR:

@@ -1,7 +1,7 @@
 """The kernel epilogue on a tile, and the packing of a kernel's terms for it.
 
 A kernel is the (T, 5) table of csrc/INTERFACE.md ([family, weight, p1, p2, p3] per summand). The family
-codes go into one compile-time integer (3 bits each, so the epilogue unrolls into straight-line code for
+codes go into one compile-time integer (4 bits each, so the epilogue unrolls into straight-line code for
 exactly those families); the numbers go into a (T, PARAMS_PER_TERM) float32 tensor read at run time, so a
 new bandwidth does not recompile.
 """
@@ -28,7 +28,9 @@ _INVERSE_MULTIQUADRIC = tl.constexpr(int(Family.INVERSE_MULTIQUADRIC))
 _ENERGY = tl.constexpr(int(Family.ENERGY))
 _LINEAR = tl.constexpr(int(Family.LINEAR))
 _POLYNOMIAL = tl.constexpr(int(Family.POLYNOMIAL))
-MAX_TERMS = 10  # 3 bits per family (codes 0..7) in a 32-bit constexpr
+_RATIONAL_QUADRATIC_LOG = tl.constexpr(int(Family.RATIONAL_QUADRATIC_LOG))
+FAMILY_BITS = 4  # per family code (0..15) in the compile-time integer FAMS (a Python int: any width)
+MAX_TERMS = 10
 LOG2_E = 1.0 / math.log(2.0)
 
 SQRT_FAMILIES = frozenset({Family.LAPLACIAN, Family.ENERGY})
@@ -65,7 +67,7 @@ def pack_terms(
     families = 0
     params = np.zeros((len(table), PARAMS_PER_TERM), dtype=np.float64)
     for t, (family, weight, p1, p2, p3) in enumerate(table):
-        families |= int(family) << (3 * t)
+        families |= int(family) << (FAMILY_BITS * t)
         params[t, :5] = (weight, p1, p2, p3, p1 * LOG2_E)
     codes = {Family(int(f)) for f in table[:, 0]}
     return PackedTerms(
@@ -123,7 +125,7 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
     dist = tl.sqrt(r2)
     half_inv_dist = tl.where(positive, 0.5 / tl.where(positive, dist, 1.0), 0.0)
     for t in tl.static_range(NT):
-        fam = (FAMS >> (3 * t)) & 7  # a compile-time value: each branch below is kept or dropped
+        fam = (FAMS >> (4 * t)) & 15  # FAMILY_BITS; a compile-time value: each branch below is kept or dropped
         w = tl.load(P + _STRIDE * t)
         p1 = tl.load(P + _STRIDE * t + 1)
         p2 = tl.load(P + _STRIDE * t + 2)
@@ -159,11 +161,15 @@ def kernel_terms(dot, r2, norm_a, norm_b, P, FAMS: tl.constexpr, NT: tl.constexp
                 lower = lower * base
             val += w * lower * base
             d_dot += w * degree.to(dot.dtype) * p1 * lower
-        else:  # log(1 + p1 r2) (1 + p1 r2)^-p2, of which a rational quadratic's derivative in α is made
+        elif fam == _RATIONAL_QUADRATIC_LOG:  # log(1 + p1 r2) (1 + p1 r2)^-p2: in a rational quadratic's d/dα
             log_base = _log1p(p1 * r2)
             e = w * tl.exp(-p2 * log_base)
             val += log_base * e
             d_r2 += p1 * e * (1.0 - p2 * log_base) / (1.0 + p1 * r2)
+        else:  # r2 exp(-p1 r2): in a Gaussian's derivative in its bandwidth
+            e = w * _exp_neg(r2, p1, tl.load(P + _STRIDE * t + 4))
+            val += r2 * e
+            d_r2 += e * (1.0 - p1 * r2)
     return val, d_r2, d_dot
 
 
