@@ -35,6 +35,7 @@ from fastmmd.backends._triton import configs  # noqa: E402
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel  # noqa: E402
 from fastmmd.backends._triton.matvec import matvec_kernel  # noqa: E402
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel  # noqa: E402
+from fastmmd.backends._triton.stats import stats_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.terms import FAMILY_BITS  # noqa: E402
 from fastmmd.backends._triton.value import value_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.value_rows import value_rows_kernel  # noqa: E402
@@ -171,6 +172,11 @@ def variants():
                                  "VALUE_PART"], ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
                 sig = with_descriptors(sig, config) if tma else sig
                 yield f"coef_chunk {kind} {dtype} {precision} tma={tma}", coef_chunk_kernel, sig, consts, config
+        for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "ROW_PART", "COL_PART", "SQ_PART"],
+                            ["n", "m", "d", "sa", "sb", "row0", "band", "band_stride", "size_class"], dtype, consts)
+            yield f"stats_tiles {kind} {dtype} {precision}", stats_tiles_kernel, sig, consts, config
         # The narrowest and the widest column block of v (a wider one leaves fewer tiles in the budget).
         for pb in sorted({configs.matvec_column_block(1, dtype), configs.matvec_column_block(1 << 20, dtype)}):
             for config in representative(configs._matvec_configs(explicit, dtype, precision, pb)):

@@ -139,6 +139,42 @@ def test_tensor_descriptor_reads_match_pointer_reads(path, precision, monkeypatc
     assert_value_close(results["1"], results["0"], bf.value_scale, 2 * tol.value, "TMA vs pointers")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("block", ["symmetric", "cross", "square-kept-diagonal", "square-no-diagonal"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_pair_stats_are_the_row_column_and_square_sums(case, block, dtype, monkeypatch):
+    """One statistics pass (stats_tiles_kernel) against the float64 Gram matrix of the brute force: row sums,
+    column sums and the sum of squares of the kept pairs, with the rows in several bands (a tiny slot
+    budget) and odd shapes."""
+    from brute_force import gram
+
+    # bands of one alignment unit: a multiple of every BM (16 under the interpreter, 128 on a GPU)
+    align = 16 if DEVICE == "cpu" else 256
+    monkeypatch.setattr(launch, "STATS_PART_BYTES", 1)
+    monkeypatch.setattr(launch, "_BAND_ALIGN", align)
+    n = 2 * align + 9  # three bands, the last one ragged
+    n, m, d = {"cross": (n, 37, 5)}.get(block, (n, n, 5))
+    x64, y64 = sample_xy(n, m, d, seed=17)
+    symmetric, exclude = block == "symmetric", block in ("symmetric", "square-no-diagonal")
+    b64 = x64 if symmetric else y64
+    k = gram(case.terms(d), x64.numpy(), b64.numpy())
+    if exclude:
+        np.fill_diagonal(k, 0.0)
+    terms = case.make(d).terms(d).ravel().tolist()
+    a = x64.to(dtype).to(DEVICE)
+    b = a if symmetric else b64.to(dtype).to(DEVICE)
+    total, rows, cols, squares = get_backend("triton").pair_stats(a, b, terms, symmetric, exclude, "highest", 1)
+    tol = tolerance(dtype).value
+    scale = float(np.abs(k).sum(1).max())
+    assert float((rows.cpu() - torch.from_numpy(k.sum(1))).abs().max()) <= tol * scale
+    assert abs(total - float(k.sum())) <= tol * float(np.abs(k).sum())
+    assert abs(squares - float((k * k).sum())) <= tol * float((k * k).sum())
+    if symmetric:
+        assert cols is None
+    else:
+        assert float((cols.cpu() - torch.from_numpy(k.sum(0))).abs().max()) <= tol * float(np.abs(k).sum(0).max())
+
+
 @pytest.mark.parametrize("kernel_name", ["energy", "laplacian"])
 def test_distance_kernels_keep_the_direction_of_near_points(kernel_name):
     """Points 1e-4 apart (relative) in float32: the fused kernels use explicit differences, so the pair's

@@ -140,8 +140,15 @@ class TritonBackend(Backend):
                                    _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
 
     def pair_stats(self, a, b, terms, symmetric, exclude_diag, precision, num_threads):
-        """No such pass on the GPU yet: the statistics come from two kernel_matmul products."""
-        return None
+        """(total, rows, cols or None, squares) of a block in one pass, each unordered pair once when symmetric
+        (launch.block_stats); `num_threads` is not used."""
+        launch = _kernels.require("triton")
+        a = _operand(a, precision)
+        b = a if symmetric else _operand(b, precision)
+        with _on_device(a):
+            prep = launch.prepare(a, b, _flat(terms), _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
+            rows, cols, squares = launch.block_stats(a, b, prep.sq_x, prep.sq_y, prep, symmetric, exclude_diag)
+        return float(rows.sum()), rows, cols, float(squares)
 
     def kernel_matmul(self, a, b, v, terms, exclude_diag, want_sq, precision, num_threads):
         """In matvec_kernel (each program owns a block of rows of a and of columns of v); `num_threads` is not

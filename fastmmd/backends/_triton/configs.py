@@ -210,6 +210,12 @@ def chunk_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -
         key=["d", "size_class", "EXCLUDE_DIAG", "SAME", "TMA", *_FLAG_KEYS]))
 
 
+def stats_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
+    return _cached(("stats", explicit, dtype, precision), lambda: Launcher(
+        kernel, _tiled_configs(explicit, dtype, precision, grouped=False),
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
+
+
 def owner_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, d: int) -> Launcher:
     bd = padded_dim(d)
     return _cached(("owner", explicit, dtype, precision, bd), lambda: Launcher(

@@ -20,6 +20,7 @@ from fastmmd.backends._triton import configs
 from fastmmd.backends._triton.coef_chunk import coef_chunk_kernel
 from fastmmd.backends._triton.matvec import matvec_kernel
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel
+from fastmmd.backends._triton.stats import stats_tiles_kernel
 from fastmmd.backends._triton.terms import PackedTerms, pack_terms
 from fastmmd.backends._triton.value import value_tiles_kernel
 from fastmmd.backends._triton.value_rows import value_rows_kernel
@@ -39,6 +40,9 @@ CHUNK = 2048
 MAX_COLUMN_BLOCKS = 65535
 # Bytes of float64 scratch when computing squared norms.
 _NORM_SCRATCH_BYTES = 16 << 20
+# Bytes of the statistics pass's per-tile row-sum slots: the rows of A run in bands small enough for them.
+STATS_PART_BYTES = 64 << 20
+_BAND_ALIGN = 256  # a multiple of every BM: bands split no tile
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,38 @@ def block_value_rows(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_
         out, n, m, d, a.stride(0), b.stride(0), segment, size_class(n, m), SYMMETRIC=symmetric,
         EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), **prep.flags())
     return out[: triton.cdiv(n, launched["BM"]) * segments].to(torch.float64).sum()
+
+
+def block_stats(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool):
+    """(rows (n,), cols (m,) or None when symmetric, squares 0-dim), float64 on the device: the row sums,
+    column sums and sum of squares of k over the kept pairs of a block, in one pass (stats_tiles_kernel),
+    each unordered pair once when symmetric (b is a; rows are then the full row sums)."""
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    dt = sq_a.dtype
+    tiles_n = triton.cdiv(m, configs.MIN_TILE)
+    band_rows = STATS_PART_BYTES // (dt.itemsize * tiles_n) // _BAND_ALIGN * _BAND_ALIGN
+    band_rows = min(max(_BAND_ALIGN, band_rows), triton.cdiv(n, _BAND_ALIGN) * _BAND_ALIGN)
+    row_part = torch.empty((tiles_n, band_rows), dtype=dt, device=a.device)
+    col_part = torch.empty((triton.cdiv(band_rows, configs.MIN_TILE), m), dtype=dt, device=a.device)
+    sq_part = torch.empty(triton.cdiv(band_rows, configs.MIN_TILE) * tiles_n, dtype=dt, device=a.device)
+    rows = torch.zeros(n, dtype=torch.float64, device=a.device)
+    cols = torch.zeros(m, dtype=torch.float64, device=a.device)
+    squares = torch.zeros((), dtype=torch.float64, device=a.device)
+    launcher = configs.stats_launcher(stats_tiles_kernel, prep.explicit, a.dtype, prep.precision)
+    for row0 in range(0, n, band_rows):
+        band = min(band_rows, n - row0)
+        launched = launcher(
+            lambda meta, band=band: (triton.cdiv(band, meta["BM"]), triton.cdiv(m, meta["BN"])), a, b, sq_a,
+            sq_b, prep.mu, prep.packed.params, row_part, col_part, sq_part, n, m, d, a.stride(0), b.stride(0),
+            row0, band, band_rows, size_class(n, m), SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag,
+            **prep.flags())
+        tm, tn = triton.cdiv(band, launched["BM"]), triton.cdiv(m, launched["BN"])
+        rows[row0:row0 + band] += row_part[:tn, :band].to(torch.float64).sum(0)
+        cols += col_part[:tm].to(torch.float64).sum(0)
+        squares += sq_part[:tm * tn].to(torch.float64).sum()
+    if symmetric:  # the column sums of the tiles above the diagonal are the other rows' sums
+        return rows + cols, None, squares
+    return rows, cols, squares
 
 
 # ------------------------------------------------------------------------------------------------------------
