@@ -317,3 +317,41 @@ def test_bad_feature_arrays():
         kid(REAL, FAKE[0])
     with pytest.raises(TypeError, match="real_feats must be a floating-point array"):
         kid(REAL.astype(np.int64), FAKE)
+
+
+def _relu_features(n, d, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    direction = torch.randn(d, generator=g) * 0.05 * shift
+    return (torch.randn(n, d, generator=g) * 0.6 + 0.15 + direction).clamp_min(0.0)
+
+
+@pytest.mark.skipif(get_backend("triton").unavailable_reason() is not None, reason="needs the triton backend")
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+@pytest.mark.parametrize("degree", [3, 4])
+def test_low_precision_exact_kid_keeps_its_low_degrees_exact(precision, degree, monkeypatch):
+    """In tf32/bf16 the exact KID takes its degree <= 2 part from float64 Gram matrices and only the rest from
+    the pairs (fastmmd.statistics.kid_split): ten times closer to float64, or more, than the whole kernel in
+    the same precision, the std within 1e-2."""
+    import fastmmd.statistics.kid as kid_module
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, y = _relu_features(96, 64, 0.0, 1).to(device), _relu_features(80, 64, 1.0, 2).to(device)
+    exact = kid(x.double(), y.double(), subsets=None, degree=degree, backend="reference")
+    split = kid(x, y, subsets=None, degree=degree, backend="triton", precision=precision)
+    monkeypatch.setattr(kid_module, "_split_backend", lambda *args: None)
+    whole = kid(x, y, subsets=None, degree=degree, backend="triton", precision=precision)
+    truth = float(exact.mean)
+    split_error, whole_error = abs(float(split.mean) - truth), abs(float(whole.mean) - truth)
+    assert split_error <= whole_error / 10, (split_error, whole_error)
+    assert split_error <= {"tf32": 1e-4, "bf16": 1e-3}[precision] * abs(truth)
+    assert abs(float(split.std) - float(exact.std)) <= 1e-2 * float(exact.std)
+
+
+@pytest.mark.skipif(get_backend("triton").unavailable_reason() is not None, reason="needs the triton backend")
+def test_low_precision_exact_kid_with_gradients_takes_the_differentiable_path():
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = _relu_features(24, 16, 0.0, 3).to(device).requires_grad_(True)
+    y = _relu_features(20, 16, 1.0, 4).to(device)
+    result = kid(x, y, subsets=None, backend="triton", precision="tf32")
+    (grad,) = torch.autograd.grad(result.mean, x)
+    assert grad.shape == x.shape and bool(torch.isfinite(grad).all())

@@ -23,6 +23,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 
+from fastmmd.backends import select_backend
 from fastmmd.common.arrays import as_tensors
 from fastmmd.common.validation import check_choice, check_finite, check_precision, check_same_space, check_samples
 from fastmmd.formulas.kid_subsets import (
@@ -34,7 +35,9 @@ from fastmmd.formulas.kid_subsets import (
 )
 from fastmmd.kernels import Polynomial
 from fastmmd.ops.mmd2 import mmd2
-from fastmmd.statistics.mmd2_and_variance import check_variance_sizes, mmd2_and_variance
+from fastmmd.ops.numerics import frame_for
+from fastmmd.statistics.kid_split import split_kid
+from fastmmd.statistics.mmd2_and_variance import check_in_range, check_variance_sizes, mmd2_and_variance
 
 __all__ = ["KIDResult", "kid", "default_subset_size"]
 
@@ -112,7 +115,12 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
     check_finite(y, "fake_feats")
     if subsets is None:  # differentiable in the features that require grad: KID as a loss
         check_variance_sizes(real_feats=x, fake_feats=y)
-        value, variance = mmd2_and_variance(x, y, kernel=kernel, backend=backend, precision=precision)
+        split = _split_backend(x, y, kernel, backend, precision)
+        if split is not None:  # a low precision without gradients: the degrees <= 2 exact (kid_split)
+            value, variance = split_kid(x, y, kernel, split, precision)
+            check_in_range(value, variance)
+        else:
+            value, variance = mmd2_and_variance(x, y, kernel=kernel, backend=backend, precision=precision)
         std = variance.clamp_min(0.0).sqrt()
         return KIDResult(output(value), output(std), "exact", None, None)
     x, y = x.detach(), y.detach()
@@ -136,6 +144,18 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
             values[i] = mmd2(xs, ys, kernel=kernel, estimator="unbiased", backend=backend, precision=precision)
     mean, std = _aggregate(values, mode)
     return KIDResult(output(mean), output(std), mode, count, size)
+
+
+def _split_backend(x: torch.Tensor, y: torch.Tensor, kernel: Polynomial, backend: str, precision: str):
+    """The fused backend that computes exact KID split by degree (fastmmd.statistics.kid_split): in a low
+    precision, without gradients, on data in the compute dtype's range; None otherwise."""
+    if precision == "highest" or (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
+        return None
+    chosen = select_backend(backend, x, y, kernel, None, precision, op="kernel_matmul")
+    frame = frame_for(kernel, x, y)
+    if not chosen.fused or not frame.finite or frame.factor != 1.0 or frame.value_factor != 1.0:
+        return None
+    return chosen
 
 
 def _gather(t: torch.Tensor, index: np.ndarray, out: torch.Tensor) -> torch.Tensor:
