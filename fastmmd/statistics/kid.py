@@ -95,7 +95,9 @@ def kid(real_feats, fake_feats, subsets=100, subset_size=None, seed=0, degree=3,
         degree, gamma, coef0: the polynomial kernel (KID: 3, 1/d, 1).
         backend: "auto", "triton", "cpu" or "reference" (the exact estimate needs one with kernel_matmul).
         precision: "highest" (IEEE float32 for float32 features: agrees with float64 to ~1e-6 relative, see
-            the module docstring), "tf32" or "bf16" (GPU; faster, less accurate).
+            the module docstring), "tf32" or "bf16" (GPU; faster, less accurate). The exact estimate in those
+            without gradients takes its degree <= 2 part exactly in float64 and only the rest from the
+            low-precision pairs (fastmmd.statistics.kid_split; docs/numerics.md, section 5).
 
     Returns KIDResult. For subsets=None: mean = the unbiased MMD² over all pairs (n, m >= 4), std = the
     square root of the unbiased estimate of that estimator's variance (clamped at 0): the standard deviation
