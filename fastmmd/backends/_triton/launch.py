@@ -297,6 +297,10 @@ def chunked_block(runner: ChunkRunner, a, b, sq_a, sq_b, grad_a, grad_b, weight:
     block sum S = sum_{i,j} k(a_i, b_j); returns S (0-dim float64)."""
     q, prec = runner.chunk, runner.prep.precision
     total = torch.zeros((), dtype=torch.float64, device=a.device)
+    # The radial parts' row factors (dS/da_i has a term alpha_i a_i): summed over the chunks in float64 and
+    # applied once per block, not once per chunk (a pass over the rows each time).
+    factor_a = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+    factor_b = None if symmetric else torch.zeros(b.shape[0], dtype=torch.float64, device=b.device)
     with matmul_precision(prec):
         for r0 in range(0, a.shape[0], q):
             for c0 in range(r0 if symmetric else 0, b.shape[0], q):
@@ -309,16 +313,19 @@ def chunked_block(runner: ChunkRunner, a, b, sq_a, sq_b, grad_a, grad_b, weight:
                     total += value if on_diagonal else 2 * value
                     w = 2 * weight
                     accumulate_product(grad_a[ra], coef, b[cb], w, prec)
-                    grad_a[ra].addcmul_(alpha[:, None], a[ra], value=w)
+                    factor_a[ra] += w * alpha.to(torch.float64)
                     if not on_diagonal:
                         accumulate_product(grad_a[cb], coef.T, a[ra], w, prec)
-                        grad_a[cb].addcmul_(beta[:, None], b[cb], value=w)
+                        factor_a[cb] += w * beta.to(torch.float64)
                 else:
                     total += value
                     accumulate_product(grad_a[ra], coef, b[cb], weight, prec)
-                    grad_a[ra].addcmul_(alpha[:, None], a[ra], value=weight)
+                    factor_a[ra] += weight * alpha.to(torch.float64)
                     accumulate_product(grad_b[cb], coef.T, a[ra], weight, prec)
-                    grad_b[cb].addcmul_(beta[:, None], b[cb], value=weight)
+                    factor_b[cb] += weight * beta.to(torch.float64)
+    grad_a.addcmul_(factor_a.to(grad_a.dtype)[:, None], a)
+    if factor_b is not None:
+        grad_b.addcmul_(factor_b.to(grad_b.dtype)[:, None], b)
     return total
 
 
