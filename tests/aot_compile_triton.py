@@ -203,12 +203,38 @@ def variants():
                 yield f"value_rows {kind} {dtype} {precision} d={d}", value_rows_kernel, sig, consts, config
 
 
+def bf16_copy_variants():
+    """The passes without gradients as they run in bf16 on float32 inputs: A and B bfloat16 copies."""
+    for kind in ("gaussian", "smooth"):
+        f = flags(kind, "bf16")
+        for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=True)):
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, TMA=False, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                            ["n", "m", "d", "sa", "sb", "size_class"], torch.float32, consts)
+            sig.update(A="*bf16", B="*bf16")
+            yield f"value_tiles {kind} bf16-copies bf16 tma=False", value_tiles_kernel, sig, consts, config
+        for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=False)):
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "ROW_PART", "COL_PART", "SQ_PART"],
+                            ["n", "m", "d", "sa", "sb", "row0", "band", "band_stride", "size_class"], torch.float32,
+                            consts)
+            sig.update(A="*bf16", B="*bf16")
+            yield f"stats_tiles {kind} bf16-copies bf16", stats_tiles_kernel, sig, consts, config
+        bd = configs.padded_dim(64)
+        for config in representative(configs._value_rows_configs(torch.float32, 64)):
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                            ["n", "m", "d", "sa", "sb", "segment", "size_class"], torch.float32, consts)
+            sig.update(A="*bf16", B="*bf16")
+            yield f"value_rows {kind} bf16-copies bf16 d=64", value_rows_kernel, sig, consts, config
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     report_path = argv[argv.index("--report") + 1] if "--report" in argv else None
     rows = []
     failures = 0
-    for name, fn, sig, consts, config in variants():
+    for name, fn, sig, consts, config in (*variants(), *bf16_copy_variants()):
         label = f"{name} {config.kwargs} warps={config.num_warps} stages={config.num_stages}"
         try:
             kernel = compile_variant(fn, sig, consts, config)

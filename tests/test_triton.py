@@ -301,6 +301,42 @@ def test_low_precision_is_the_kernel_of_operands_rounded_to_nearest(precision):
     assert error <= 4 * 2.0 ** -bits * grad_scale, (error, grad_scale)
 
 
+def test_bf16_passes_without_gradients_read_bfloat16_copies(monkeypatch):
+    """In bf16 the value and statistics passes read bfloat16 copies of float32 rows (half the bytes; the same
+    numbers as the rounded float32 operands), the gradient passes and the kernels of |a - b| keep float32."""
+    from fastmmd.common.rounding import round_mantissa
+
+    seen = []
+    for name in ("block_value", "block_stats"):
+        original = getattr(launch, name)
+
+        def spy(a, *args, original=original, **kwargs):
+            seen.append(a.dtype)
+            return original(a, *args, **kwargs)
+
+        monkeypatch.setattr(launch, name, spy)
+    x64, y64 = sample_xy(37, 29, 24, seed=19)
+    x, y = (x64 + 1.0).float().to(DEVICE), (y64 + 1.1).float().to(DEVICE)
+    gaussian = fastmmd.Gaussian(bandwidth=math.sqrt(24))
+    with torch.no_grad():
+        value = fastmmd.mmd2(x, y, gaussian, backend="triton", precision="bf16")
+    assert value.dtype == torch.float32 and set(seen) == {torch.bfloat16}
+    rounded = fastmmd.mmd2(round_mantissa(x, 7).double().cpu(), round_mantissa(y, 7).double().cpu(), gaussian,
+                           backend="reference")
+    assert abs(float(value) - float(rounded)) <= 8 * FLOAT32_RTOL
+    seen.clear()
+    get_backend("triton").pair_stats(x, x, gaussian.terms(24).ravel().tolist(), True, True, "bf16", 1)
+    assert seen == [torch.bfloat16]
+    seen.clear()
+    with torch.no_grad():
+        fastmmd.mmd2(x, y, fastmmd.Laplacian(bandwidth=5.0), backend="triton", precision="bf16")
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    xg = x.clone().requires_grad_(True)
+    fastmmd.mmd2(xg, y, gaussian, backend="triton", precision="bf16").backward()
+    assert torch.bfloat16 not in seen and xg.grad.dtype == torch.float32
+
+
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_low_precision_within_twice_torch_error(precision):
     """The low precisions against naive torch in the same precision (tests/tolerances.py, LOW_PRECISION_FACTOR):

@@ -32,7 +32,13 @@ from fastmmd.backends.interpreter import interpreting
 from fastmmd.common.rounding import operand_bits, round_mantissa
 from fastmmd.common.validation import ESTIMATORS
 from fastmmd.formulas.estimators import pair_sum_plan
-from fastmmd.kernels import MAX_COMPILED_DEGREE, SHIFT_INVARIANT_MMD_FAMILIES, TRANSLATION_INVARIANT_FAMILIES, Kernel
+from fastmmd.kernels import (
+    MAX_COMPILED_DEGREE,
+    SHIFT_INVARIANT_MMD_FAMILIES,
+    TRANSLATION_INVARIANT_FAMILIES,
+    Family,
+    Kernel,
+)
 
 TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
 
@@ -116,7 +122,8 @@ class TritonBackend(Backend):
         """On the inputs' device (launch.mmd2_with_grads); `num_threads` is not used."""
         launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
-        x, y = (_operand(t, precision) for t in (x, y))
+        operand = _operand if need_grad else _value_operand
+        x, y = (operand(t, precision, terms) for t in (x, y))
         with _on_device(x):
             return launch.mmd2_with_grads(x, y, _flat(terms), plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
@@ -133,8 +140,9 @@ class TritonBackend(Backend):
                                    num_threads) for i in range(0, len(table), MAX_TERMS)]
             return tuple(None if part[0] is None else sum(part) for part in zip(*parts))
         launch = _kernels.require("triton")
-        a = _operand(a, precision)
-        b = a if symmetric else _operand(b, precision)
+        operand = _operand if need_grad else _value_operand
+        a = operand(a, precision, terms)
+        b = a if symmetric else operand(b, precision, terms)
         with _on_device(a):
             return launch.pair_sum(a, b, _flat(terms), symmetric, exclude_diag, need_grad,
                                    _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
@@ -143,8 +151,8 @@ class TritonBackend(Backend):
         """(total, rows, cols or None, squares) of a block in one pass, each unordered pair once when symmetric
         (launch.block_stats); `num_threads` is not used."""
         launch = _kernels.require("triton")
-        a = _operand(a, precision)
-        b = a if symmetric else _operand(b, precision)
+        a = _value_operand(a, precision, terms)
+        b = a if symmetric else _value_operand(b, precision, terms)
         with _on_device(a):
             prep = launch.prepare(a, b, _flat(terms), _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
             rows, cols, squares = launch.block_stats(a, b, prep.sq_x, prep.sq_y, prep, symmetric, exclude_diag)
@@ -154,7 +162,7 @@ class TritonBackend(Backend):
         """In matvec_kernel (each program owns a block of rows of a and of columns of v); `num_threads` is not
         used."""
         launch = _kernels.require("triton")
-        a, b, v = (_operand(t, precision) for t in (a, b, v))
+        a, b, v = (_operand(t, precision, terms) for t in (a, b, v))
         with _on_device(a):
             return launch.kernel_matmul(a, b, v, _flat(terms), exclude_diag, want_sq, _kernel_precision(precision),
                                         TRANSLATION_INVARIANT_FAMILIES)
@@ -165,13 +173,24 @@ def _flat(terms) -> List[float]:
     return np.asarray(terms, dtype=np.float64).ravel().tolist()
 
 
-def _operand(t: torch.Tensor, precision: str) -> torch.Tensor:
+def _operand(t: torch.Tensor, precision: str, terms=None) -> torch.Tensor:
     """A contiguous operand of the kernels: for float32 in "tf32" or "bf16", rounded once to the nearest
     value the tensor cores read (they would truncate a raw float32; fastmmd.common.rounding), so that the
     squared norms are those of the numbers the products use. Gradients are returned as those in t."""
     t = t.detach().contiguous()
     bits = operand_bits(precision)
     return round_mantissa(t, bits) if bits is not None and t.dtype == torch.float32 else t
+
+
+def _value_operand(t: torch.Tensor, precision: str, terms) -> torch.Tensor:
+    """The operand of a pass without gradients: in "bf16", a bfloat16 copy of float32 rows (the same
+    numbers as `_operand`'s, in half the bytes the kernels read), unless a term needs explicit differences
+    (Laplacian, Energy: they subtract the rows, which bfloat16 arithmetic would round)."""
+    explicit = bool(np.isin(np.asarray(terms, dtype=np.float64).reshape(-1, 5)[:, 0],
+                            [int(Family.LAPLACIAN), int(Family.ENERGY)]).any())
+    if precision == "bf16" and t.dtype == torch.float32 and not explicit:
+        return t.detach().contiguous().to(torch.bfloat16)
+    return _operand(t, precision)
 
 
 def _kernel_precision(precision: str) -> str:

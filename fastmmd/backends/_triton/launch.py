@@ -371,8 +371,9 @@ def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: 
         s_xx = block_value(x, x, prep.sq_x, prep.sq_x, prep, True, plan.xx_exclude_diag)
         s_yy = block_value(y, y, prep.sq_y, prep.sq_y, prep, True, plan.yy_exclude_diag)
         s_xy = block_value(x, y, prep.sq_x, prep.sq_y, prep, False, plan.xy_exclude_diag)
-        value = plan.combine(s_xx, s_yy, s_xy).to(x.dtype)
-        return value, x.new_empty((0,)), y.new_empty((0,))
+        # in the compute dtype: float32 for bfloat16 copies of float32 inputs
+        value = plan.combine(s_xx, s_yy, s_xy).to(prep.sq_x.dtype)
+        return value, prep.sq_x.new_empty((0,)), prep.sq_y.new_empty((0,))
     d = x.shape[1]
     small = d <= (OWNER_MAX_D_EXPLICIT if prep.explicit else OWNER_MAX_D)
     if small:

@@ -26,10 +26,14 @@ def load_rows(X, MU, offs_rows, n_rows, stride, offs_k, d, CENTER: tl.constexpr)
 
 @triton.jit
 def round_to_bf16(x):
-    """float32 x rounded to the nearest bfloat16 (ties to even), kept in float32 (finite x)."""
-    u = x.to(tl.uint32, bitcast=True)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
-    return u.to(tl.float32, bitcast=True)
+    """float32 x rounded to the nearest bfloat16 (ties to even), kept in float32 (finite x); bfloat16 x (read
+    from a bfloat16 copy) as float32."""
+    if x.dtype == tl.bfloat16:
+        return x.to(tl.float32)
+    else:
+        u = x.to(tl.uint32, bitcast=True)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+        return u.to(tl.float32, bitcast=True)
 
 
 @triton.jit
