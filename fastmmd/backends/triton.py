@@ -122,8 +122,8 @@ class TritonBackend(Backend):
         """On the inputs' device (launch.mmd2_with_grads); `num_threads` is not used."""
         launch = _kernels.require("triton")
         plan = pair_sum_plan(estimator, x.shape[0], y.shape[0])
-        operand = _operand if need_grad else _value_operand
-        x, y = (operand(t, precision, terms) for t in (x, y))
+        copies = not need_grad and _reads_bf16_copies(precision, terms)
+        x, y = (_operand(t, precision, copies) for t in (x, y))
         with _on_device(x):
             return launch.mmd2_with_grads(x, y, _flat(terms), plan, need_grad, _kernel_precision(precision),
                                           SHIFT_INVARIANT_MMD_FAMILIES)
@@ -140,9 +140,9 @@ class TritonBackend(Backend):
                                    num_threads) for i in range(0, len(table), MAX_TERMS)]
             return tuple(None if part[0] is None else sum(part) for part in zip(*parts))
         launch = _kernels.require("triton")
-        operand = _operand if need_grad else _value_operand
-        a = operand(a, precision, terms)
-        b = a if symmetric else operand(b, precision, terms)
+        copies = not need_grad and _reads_bf16_copies(precision, terms)
+        a = _operand(a, precision, copies)
+        b = a if symmetric else _operand(b, precision, copies)
         with _on_device(a):
             return launch.pair_sum(a, b, _flat(terms), symmetric, exclude_diag, need_grad,
                                    _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
@@ -151,8 +151,9 @@ class TritonBackend(Backend):
         """(total, rows, cols or None, squares) of a block in one pass, each unordered pair once when symmetric
         (launch.block_stats); `num_threads` is not used."""
         launch = _kernels.require("triton")
-        a = _value_operand(a, precision, terms)
-        b = a if symmetric else _value_operand(b, precision, terms)
+        copies = _reads_bf16_copies(precision, terms)
+        a = _operand(a, precision, copies)
+        b = a if symmetric else _operand(b, precision, copies)
         with _on_device(a):
             prep = launch.prepare(a, b, _flat(terms), _kernel_precision(precision), TRANSLATION_INVARIANT_FAMILIES)
             rows, cols, squares = launch.block_stats(a, b, prep.sq_x, prep.sq_y, prep, symmetric, exclude_diag)
@@ -162,7 +163,7 @@ class TritonBackend(Backend):
         """In matvec_kernel (each program owns a block of rows of a and of columns of v); `num_threads` is not
         used."""
         launch = _kernels.require("triton")
-        a, b, v = (_operand(t, precision, terms) for t in (a, b, v))
+        a, b, v = (_operand(t, precision) for t in (a, b, v))
         with _on_device(a):
             return launch.kernel_matmul(a, b, v, _flat(terms), exclude_diag, want_sq, _kernel_precision(precision),
                                         TRANSLATION_INVARIANT_FAMILIES)
@@ -173,24 +174,27 @@ def _flat(terms) -> List[float]:
     return np.asarray(terms, dtype=np.float64).ravel().tolist()
 
 
-def _operand(t: torch.Tensor, precision: str, terms=None) -> torch.Tensor:
+def _operand(t: torch.Tensor, precision: str, bf16_copy: bool = False) -> torch.Tensor:
     """A contiguous operand of the kernels: for float32 in "tf32" or "bf16", rounded once to the nearest
     value the tensor cores read (they would truncate a raw float32; fastmmd.common.rounding), so that the
-    squared norms are those of the numbers the products use. Gradients are returned as those in t."""
+    squared norms are those of the numbers the products use; with bf16_copy, the same numbers as a
+    bfloat16 copy (half the bytes the kernels read). Gradients are returned as those in t."""
     t = t.detach().contiguous()
     bits = operand_bits(precision)
-    return round_mantissa(t, bits) if bits is not None and t.dtype == torch.float32 else t
+    if bits is None or t.dtype != torch.float32:
+        return t
+    return t.to(torch.bfloat16) if bf16_copy else round_mantissa(t, bits)
 
 
-def _value_operand(t: torch.Tensor, precision: str, terms) -> torch.Tensor:
-    """The operand of a pass without gradients: in "bf16", a bfloat16 copy of float32 rows (the same
-    numbers as `_operand`'s, in half the bytes the kernels read), unless a term needs explicit differences
-    (Laplacian, Energy: they subtract the rows, which bfloat16 arithmetic would round)."""
-    explicit = bool(np.isin(np.asarray(terms, dtype=np.float64).reshape(-1, 5)[:, 0],
-                            [int(Family.LAPLACIAN), int(Family.ENERGY)]).any())
-    if precision == "bf16" and t.dtype == torch.float32 and not explicit:
-        return t.detach().contiguous().to(torch.bfloat16)
-    return _operand(t, precision)
+def _reads_bf16_copies(precision: str, terms) -> bool:
+    """Whether a pass without gradients reads bfloat16 copies: in "bf16", unless a term needs explicit
+    differences (the kernels of |a - b|: they subtract the rows, which bfloat16 arithmetic would round)."""
+    if precision != "bf16":
+        return False
+    from fastmmd.backends._triton.terms import SQRT_FAMILIES
+
+    families = np.asarray(terms, dtype=np.float64).reshape(-1, 5)[:, 0]
+    return not any(Family(int(f)) in SQRT_FAMILIES for f in families)
 
 
 def _kernel_precision(precision: str) -> str:
