@@ -82,7 +82,8 @@ def _scaled(samples: Sequence[torch.Tensor], scale: torch.Tensor) -> Tuple[torch
 
 
 def _kernel_terms(kernel: Kernel, samples: Sequence[torch.Tensor]) -> List[ViewTerm]:
-    """The terms of a Kernel: learnable bandwidths and scales as views, everything else on the points."""
+    """The terms of a Kernel: a learnable rational quadratic's scale as a view, learnable bandwidths and α's
+    as ParameterTerms of their term, everything else on the points."""
     if isinstance(kernel, KernelSum):
         out = []
         for (weight, part), live in zip(kernel.parts, kernel._live_weights()):
@@ -108,20 +109,17 @@ def _kernel_terms(kernel: Kernel, samples: Sequence[torch.Tensor]) -> List[ViewT
 
 def _rational_quadratic_terms(kernel: RationalQuadratic, tensors: dict, samples: Sequence[torch.Tensor]
                               ) -> List[ViewTerm]:
-    """One term per α: a learnable scale as the view a/scale, a learnable α as a ParameterTerm."""
+    """One term: a learnable scale as the view a/scale, each learnable α a ParameterTerm (as bandwidths)."""
     scale = tensors.get("scale")
     if scale is None:
         views, unit, key = tuple(samples), kernel.scale, "points"
     else:
         views, unit, key = _scaled(samples, 1.0 / scale), 1.0, ("scale", id(scale), 0)
     alpha = tensors.get("alpha")
-    if alpha is None:
-        return [ViewTerm(1.0, RationalQuadratic(alpha=kernel.alpha, scale=unit), views, key)]
-    out = []
-    for t, al in enumerate(_as_tuple(kernel.alpha)):
-        parameters = (ParameterTerm(alpha.reshape(-1)[t], RationalQuadraticAlphaDerivative(alpha=al, scale=unit)),)
-        out.append(ViewTerm(1.0, RationalQuadratic(alpha=al, scale=unit), views, key, parameters))
-    return out
+    parameters = () if alpha is None else tuple(
+        ParameterTerm(alpha.reshape(-1)[t], RationalQuadraticAlphaDerivative(alpha=al, scale=unit))
+        for t, al in enumerate(_as_tuple(kernel.alpha)))
+    return [ViewTerm(1.0, RationalQuadratic(alpha=kernel.alpha, scale=unit), views, key, parameters)]
 
 
 def view_terms(kernel, *samples: torch.Tensor) -> List[ViewTerm]:

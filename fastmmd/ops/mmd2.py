@@ -98,7 +98,7 @@ def mmd2(x, y, kernel="gaussian", estimator="unbiased", backend="auto", precisio
         x, y: torch tensors or numpy arrays (numpy in gives a numpy scalar out), same d, dtype and device.
         kernel: a `fastmmd.kernels.Kernel` or a name ("gaussian", "rq", "mix_rbf", ...; see
             `fastmmd.kernels.KERNEL_NAMES`); its parameters may be tensors that require grad (a Gaussian's
-            bandwidth, a rational quadratic's scale, a sum's weights), or a `fastmmd.DeepKernel`: MMD² is
+            bandwidths, a rational quadratic's α and scale, a sum's weights), or a `fastmmd.DeepKernel`: MMD² is
             then differentiable in them too (docs/learned_kernels.md).
         estimator: "unbiased" (default; n, m >= 2), "biased" (V-statistic), "u-statistic" (n = m; also
             drops tr K_XY) or "linear" (Gretton 2012 linear-time, n = m).
