@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from fastmmd.backends import Backend
-from fastmmd.formulas.moments import CrossBlock, SelfBlock, mmd2_unbiased_variance
+from fastmmd.formulas.moments import mmd2_unbiased_variance
 from fastmmd.kernels import Family, Polynomial
+from fastmmd.statistics.block_stats import cross_block, self_block
 
 __all__ = ["split_kid"]
 
@@ -70,15 +71,6 @@ def _block_total(a, b, kernel: Polynomial, backend: Backend, precision: str, sam
     return total
 
 
-def _whole_block(a, b, kernel: Polynomial, backend: Backend, precision: str, same: bool):
-    """(rows, cols or None, squares) of the whole kernel in the precision (one pair_stats pass)."""
-    terms = kernel.terms(a.shape[1]).ravel().tolist()
-    _, rows, cols, squares = backend.pair_stats(a, b, terms, same, same, precision, torch.get_num_threads())
-    device = a.device
-    return (rows.to(device), None if cols is None else cols.to(device),
-            torch.tensor(squares, dtype=torch.float64, device=device))
-
-
 def split_kid(x: torch.Tensor, y: torch.Tensor, kernel: Polynomial, backend: Backend, precision: str
               ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(MMD²_u, its variance estimate), 0-dim float64, of features x (n, d), y (m, d) with the KID kernel:
@@ -89,7 +81,7 @@ def split_kid(x: torch.Tensor, y: torch.Tensor, kernel: Polynomial, backend: Bac
         value = (_block_total(x, x, kernel, backend, precision, True) / (n * (n - 1))
                  + _block_total(y, y, kernel, backend, precision, True) / (m * (m - 1))
                  - 2 * _block_total(x, y, kernel, backend, precision, False) / (n * m))
-        xx = SelfBlock(*_whole_block(x, x, kernel, backend, precision, True)[::2])
-        yy = SelfBlock(*_whole_block(y, y, kernel, backend, precision, True)[::2])
-        xy = CrossBlock(*_whole_block(x, y, kernel, backend, precision, False))
+        xx = self_block(x, kernel, backend, precision)
+        yy = self_block(y, kernel, backend, precision)
+        xy = cross_block(x, y, kernel, backend, precision)
         return value.to(torch.float64), mmd2_unbiased_variance(xx, yy, xy)
