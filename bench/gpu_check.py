@@ -33,7 +33,7 @@ from typing import Callable, List, Optional
 import torch
 
 import fastmmd
-from bench.harness import is_out_of_memory
+from bench.harness import cuda_peak_memory, is_out_of_memory, time_callable
 from bench.naive import mmd2_unbiased, peak_bytes_estimate
 from bench.records import REPO_ROOT, collect_environment
 from bench.roofline import pair_count
@@ -60,32 +60,15 @@ class Run:
     def left_s(self) -> float:
         return self.budget_s - (time.perf_counter() - self.started)
 
-    def sync(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-
     def median_ms(self, fn: Callable[[], object], repeats: Optional[int] = None) -> float:
-        fn()
-        self.sync()
-        times = []
-        for _ in range(repeats or self.repeats):
-            start = time.perf_counter()
-            fn()
-            self.sync()
-            times.append((time.perf_counter() - start) * 1e3)
-        return sorted(times)[len(times) // 2]
+        """Median wall-clock ms of `repeats` calls after one warm-up (synchronised on CUDA)."""
+        return time_callable(fn, device=self.device, warmup=1, repeats=repeats or self.repeats).median_s * 1e3
 
     def peak_mb(self, fn: Callable[[], object]) -> Optional[float]:
         """Peak CUDA memory of one call beyond what was allocated before it (None on the CPU)."""
         if self.device != "cuda":
-            fn()
             return None
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
+        return cuda_peak_memory(fn).peak_mb
 
     def add(self, **row) -> None:
         self.rows.append({k: row.get(k, "") for k in FIELDS})
