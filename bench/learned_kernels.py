@@ -7,7 +7,7 @@ against the same step on materialised Gram matrices.
     python -m bench.learned_kernels power --problem blob --null       # Type-I error instead of power
     python -m bench.learned_kernels power --problem hdgm --sizes 500 --first-trial 3 --trials 7  # more trials
     python -m bench.learned_kernels report --problem blob               # the table and plot of the CSV
-    python -m bench.learned_kernels timing [--repeats 3]
+    python -m bench.learned_kernels timing [--repeats 3] [--cases hdgm:20000]
     python -m bench.learned_kernels terms [--repeats 3]              # the cost of learnable mixture terms
 
 Protocol (theirs, with the trial count as an option): per trial, one training pair of N points per sample,
@@ -169,7 +169,7 @@ def timing_run(args) -> int:
                                                     "device", "threads", "torch", "commit", "date"])
         if new:
             writer.writeheader()
-        for problem, size in TIMING_CASES:
+        for problem, size in args.cases or TIMING_CASES:
             x, y = draw(problem, size, np.random.default_rng(size), alternative=True)
             d = x.shape[1]
             torch.manual_seed(0)
@@ -340,6 +340,8 @@ def main(argv=None) -> int:
     report.add_argument("--null", action="store_true")
     timing = sub.add_parser("timing")
     timing.add_argument("--repeats", type=int, default=3)
+    timing.add_argument("--cases", type=lambda s: [(c.split(":")[0], int(c.split(":")[1])) for c in s.split(",")],
+                        default=None, help="problem:size,... (default: the paper's sizes and up to 10x them)")
     terms = sub.add_parser("terms", help="learnable Gaussian mixtures against constant ones, per step")
     terms.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
