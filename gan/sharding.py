@@ -10,6 +10,7 @@ times each rank's share: see fastmmd.distributed.mmd2). Rank 0 evaluates and wri
 """
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Shards", "SINGLE", "shards_from_environment"]
+__all__ = ["Shards", "SINGLE", "close_process_group", "shards_from_environment"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,16 @@ def shards_from_environment(device_name: str) -> Shards:
         # The other ranks wait in a collective while rank 0 evaluates: allow long evaluations.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return Shards(rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def close_process_group() -> None:
+    """Destroys the default process group, if there is one, so that its worker threads end here.
+
+    The finished run's DDP wrappers hold the group and sit in reference cycles, so they are collected first:
+    otherwise the group outlives destroy_process_group, and a gloo worker that drops the last reference to a
+    finished all-reduce during interpreter shutdown aborts the process ("terminate called without an active
+    exception") after a successful run."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    dist.destroy_process_group()

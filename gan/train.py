@@ -32,7 +32,7 @@ from gan.evaluation import Evaluator, embed_generator, feature_network, generate
 from gan.lr_adaptation import RelativeTestLR
 from gan.networks import sample_noise
 from gan.run_files import MetricsLog, plot_kid_curve, read_metrics, save_grid
-from gan.sharding import SINGLE, Shards, shards_from_environment
+from gan.sharding import SINGLE, Shards, close_process_group, shards_from_environment
 from gan.trainer import Trainer
 
 __all__ = ["RunError", "train", "main", "load_checkpoint", "resolve_device", "CHECKPOINT", "one_line"]
@@ -355,8 +355,7 @@ def main(argv=None) -> int:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        close_process_group()
     if not shards.main:
         return 0
     last = [r for r in read_metrics(out / "metrics.jsonl") if "kid" in r]
