@@ -12,7 +12,8 @@ Sections, each skipped with a line saying so once --budget-s (default 450 s) is 
    (materialised Gram matrices) in fp32 and TF32, `torch.compile` of it, and fastmmd's triton backend in
    tf32, bf16 and highest; forward and forward + backward, median ms, peak memory beyond the inputs, useful
    TFLOP/s (2·d per necessary pair) and its fraction of the TF32 roofline, kernel evaluations per second.
-   A naive case that would not fit is skipped with the memory it would need.
+   A naive case that would not fit is skipped with the memory it would need. At d > 256 also the forward's
+   schedules side by side: one program per tile or the persistent kernel, pointer or TMA reads.
 4. exact KID ± std at 50,000 × 50,000 × 2048 (ReLU-like features) in highest, tf32 and bf16, with its
    error against the float64 value, and torchmetrics' convention (100 subsets of 1000) for the time.
 
@@ -39,7 +40,7 @@ from bench.records import REPO_ROOT, collect_environment
 from bench.roofline import pair_count
 
 FULL = {"shapes": [(32768, 2048), (65536, 64)], "kid": (50_000, 2048), "subsets": (100, 1000), "roof": 8192}
-TINY = {"shapes": [(24, 16), (32, 8)], "kid": (24, 8), "subsets": (2, 8), "roof": 32}
+TINY = {"shapes": [(24, 16), (32, 8), (20, 260)], "kid": (24, 8), "subsets": (2, 8), "roof": 32}
 FIELDS = ["bench", "case", "impl", "precision", "mode", "ms", "peak_mb", "tflops", "roof_fraction", "evals_per_s",
           "value", "rel_error", "status"]
 
@@ -178,12 +179,51 @@ def mmd2_cases(run: Run, n: int, d: int, roof: float) -> None:
                     peak_mb=_fmt(peak), tflops=_fmt(tflops),
                     roof_fraction=_fmt(tflops / roof if tflops and roof else None, 3),
                     evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
+    if d > 256:
+        forward_schedules(run, x, y, kernel, case, d, pairs, roof)
     for precision in ("tf32", "bf16", "highest"):
         fwd, both = forward_ms.get(("fastmmd", precision, "fwd")), forward_ms.get(("fastmmd", precision, "fwdbwd"))
         compiled = forward_ms.get(("torch.compile(naive)", "tf32", "fwdbwd"))
         if fwd and both:
             run.say(f"{case} fastmmd {precision}: fwd+bwd = {both / fwd:.2f}x fwd"
                     + (f"; torch.compile fwd+bwd / fastmmd's = {compiled / both:.2f}" if compiled else ""))
+
+
+# The tiled forward's schedules (d > 256): one program per tile or the persistent kernel over the list of
+# needed tiles, each reading rows through pointers or tensor descriptors (TMA); both options are opt-in.
+SCHEDULES = [("per-tile", "0", "0"), ("per-tile+tma", "0", "1"), ("persistent", "1", "0"),
+             ("persistent+tma", "1", "1")]
+
+
+def forward_schedules(run: Run, x, y, kernel, case: str, d: int, pairs: int, roof: float) -> None:
+    """fastmmd's forward in tf32 and bf16 under each of SCHEDULES, side by side."""
+    saved = {name: os.environ.get(name) for name in ("FASTMMD_PERSISTENT", "FASTMMD_TMA")}
+    try:
+        for precision in ("tf32", "bf16"):
+            for schedule, persistent, tma in SCHEDULES:
+                impl = f"fastmmd[{schedule}]"
+                if run.left_s() < 0:
+                    run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd",
+                            status="skipped: budget")
+                    continue
+                os.environ.update(FASTMMD_PERSISTENT=persistent, FASTMMD_TMA=tma)
+
+                def call(precision=precision):
+                    with torch.no_grad():
+                        return fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision)
+
+                value = float(call())
+                ms = run.median_ms(call)
+                tflops = 2 * d * pairs / ms / 1e9
+                run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd", ms=_fmt(ms),
+                        tflops=_fmt(tflops), roof_fraction=_fmt(tflops / roof if roof else None, 3),
+                        evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def relu_features(n: int, d: int, shift: float, device: str, seed: int) -> torch.Tensor:

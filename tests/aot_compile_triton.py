@@ -37,7 +37,7 @@ from fastmmd.backends._triton.matvec import matvec_kernel  # noqa: E402
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel  # noqa: E402
 from fastmmd.backends._triton.stats import stats_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.terms import FAMILY_BITS  # noqa: E402
-from fastmmd.backends._triton.value import value_tiles_kernel  # noqa: E402
+from fastmmd.backends._triton.value import value_persistent_kernel, value_tiles_kernel  # noqa: E402
 from fastmmd.backends._triton.value_rows import value_rows_kernel  # noqa: E402
 from fastmmd.kernels import Family  # noqa: E402
 
@@ -166,6 +166,7 @@ def variants():
                                 ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
                 sig = with_descriptors(sig, config) if tma else sig
                 yield f"value_tiles {kind} {dtype} {precision} tma={tma}", value_tiles_kernel, sig, consts, config
+            yield persistent_variant(kind, dtype, precision, f, tma)
             for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
                 consts = dict(EXCLUDE_DIAG=True, SAME=True, TMA=tma, **f, **config.kwargs)
                 sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART",
@@ -203,6 +204,20 @@ def variants():
                 yield f"value_rows {kind} {dtype} {precision} d={d}", value_rows_kernel, sig, consts, config
 
 
+def persistent_variant(kind, dtype, precision, f, tma, copies=False):
+    """The persistent forward in the one configuration it runs with (configs.persistent_launcher)."""
+    config = configs.persistent_launcher(value_persistent_kernel, f["EXPLICIT"], dtype, precision).candidates[0]
+    consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, TMA=tma, **f, **config.kwargs)
+    sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "TILES", "OUT"],
+                    ["n", "m", "d", "sa", "sb", "num_tiles", "programs"], dtype, consts)
+    sig.update(TILES="*i32", OUT="*fp64")
+    if copies:
+        sig.update(A="*bf16", B="*bf16")
+    sig = with_descriptors(sig, config, torch.bfloat16 if copies else dtype) if tma else sig
+    label = "bf16-copies" if copies else dtype
+    return f"value_persistent {kind} {label} {precision} tma={tma}", value_persistent_kernel, sig, consts, config
+
+
 def bf16_copy_variants():
     """The passes without gradients as they run in bf16 on float32 inputs: A and B bfloat16 copies."""
     for kind in ("gaussian", "smooth"):
@@ -213,6 +228,8 @@ def bf16_copy_variants():
                             ["n", "m", "d", "sa", "sb", "size_class"], torch.float32, consts)
             sig.update(A="*bf16", B="*bf16")
             yield f"value_tiles {kind} bf16-copies bf16 tma=False", value_tiles_kernel, sig, consts, config
+        for tma in (False, True):
+            yield persistent_variant(kind, torch.float32, "bf16", f, tma, copies=True)
         for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=False)):
             consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
             sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "ROW_PART", "COL_PART", "SQ_PART"],

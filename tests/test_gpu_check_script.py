@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(get_backend("triton").unavailable_reason() is no
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the tiny CPU mode; on a GPU run the script itself")
 def test_tiny_run_writes_every_section(tmp_path):
-    from bench.gpu_check import main
+    from bench.gpu_check import SCHEDULES, main
 
     assert main(["--tiny", "--skip-tests", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "gpu_check.csv", newline="") as handle:
@@ -27,6 +27,15 @@ def test_tiny_run_writes_every_section(tmp_path):
             assert ("mmd2", "fastmmd", precision, mode) in sections
         assert ("kid", "fastmmd exact", precision, "") in sections
     assert {r["bench"] for r in rows} == {"ceiling", "mmd2", "kid"}
+    # The forward's schedules at d > 256 give the value of the default schedule.
+    for precision in ("tf32", "bf16"):
+        base = [r for r in rows if r["case"] == "20x20x260" and r["impl"] == "fastmmd"
+                and r["precision"] == precision and r["mode"] == "fwd"][0]
+        schedules = [r for r in rows if r["impl"].startswith("fastmmd[") and r["precision"] == precision]
+        assert sorted(r["impl"] for r in schedules) == sorted(f"fastmmd[{s}]" for s, _, _ in SCHEDULES)
+        for row in schedules:
+            assert row["status"] == "ok", row
+            assert float(row["value"]) == pytest.approx(float(base["value"]), rel=1e-5, abs=1e-7), row
     kid = {r["precision"]: r for r in rows if r["bench"] == "kid" and r["impl"] == "fastmmd exact"}
     assert float(kid["highest"]["rel_error"]) < 1e-5  # float32 against the float64 inputs' value
 

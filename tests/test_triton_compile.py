@@ -53,7 +53,7 @@ def test_low_precision_products_run_on_tensor_cores(report):
             continue
         mma = int(row["hgmma"]) + int(row["hmma"])
         assert mma > 0, row
-        if kernel in ("value_tiles", "coef_chunk"):  # the large-d kernels: Hopper's warpgroup MMA
+        if kernel in ("value_tiles", "value_persistent", "coef_chunk"):  # the large-d kernels: Hopper's warpgroup MMA
             assert int(row["hgmma"]) > 0, row
 
 
@@ -61,7 +61,7 @@ def test_tensor_descriptors_load_through_tma(report):
     for row in report:
         if "tma=True" in row["kernel"]:
             assert int(row["tma_loads"]) > 0, row
-        elif row["kernel"].startswith(("value_tiles", "coef_chunk")):
+        elif row["kernel"].startswith(("value_tiles", "value_persistent", "coef_chunk")):
             assert int(row["tma_loads"]) == 0, row
 
 
@@ -69,7 +69,7 @@ def test_forward_kernels_of_the_headline_shapes_do_not_spill(report):
     for row in report:
         kernel, kind, dtype, precision = row["kernel"].split()[:4]
         headline = kind == "gaussian" or (kind == "smooth" and precision in ("tf32", "bf16"))
-        if kernel == "value_tiles" and dtype in ("torch.float32", "bf16-copies") and headline:
+        if kernel in ("value_tiles", "value_persistent") and dtype in ("torch.float32", "bf16-copies") and headline:
             assert int(row["spill_ops"]) == 0, row
         if kind == "gaussian" and kernel in ("value_rows", "matvec", "stats_tiles"):
             assert int(row["spill_ops"]) == 0, row

@@ -198,6 +198,13 @@ def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -
         key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "TMA", *_FLAG_KEYS]))
 
 
+def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
+    """The persistent forward in one configuration, not tuned (its tile list is built for the tile size
+    before the launch): the untuned default of the tiled kernels."""
+    config = _tiled_configs(explicit, dtype, precision, grouped=False)[0]
+    return _cached(("persistent", explicit, dtype, precision), lambda: Launcher(kernel, [config], key=[]))
+
+
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
     return _cached(("value_rows", dtype, precision, padded_dim(d)), lambda: Launcher(
         kernel, _value_rows_configs(dtype, d),

@@ -7,6 +7,7 @@ All sums stay on the device (no host synchronisation); partial sums are added in
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from fastmmd.backends._triton.matvec import matvec_kernel
 from fastmmd.backends._triton.owner_grad import owner_grad_kernel
 from fastmmd.backends._triton.stats import stats_tiles_kernel
 from fastmmd.backends._triton.terms import PackedTerms, pack_terms
-from fastmmd.backends._triton.value import value_tiles_kernel
+from fastmmd.backends._triton.value import value_persistent_kernel, value_tiles_kernel
 from fastmmd.backends._triton.value_rows import value_rows_kernel
 from fastmmd.formulas.estimators import PairSumPlan
 
@@ -123,6 +124,36 @@ def row_operands(a: torch.Tensor, b: torch.Tensor, tma: bool):
     return TensorDescriptor.from_tensor(a, placeholder), TensorDescriptor.from_tensor(b, placeholder)
 
 
+def persistent_requested() -> bool:
+    """Whether the tiled forward runs as the persistent kernel (value_persistent_kernel): asked for with
+    FASTMMD_PERSISTENT=1, opt-in until a GPU has timed it against one program per tile."""
+    return os.environ.get("FASTMMD_PERSISTENT", "0") == "1"
+
+
+@functools.lru_cache(maxsize=32)
+def tile_list(tiles_m: int, tiles_n: int, symmetric: bool, device: torch.device) -> torch.Tensor:
+    """(T, 2) int32 (I, J) of the tiles a block's sum needs (J >= I only when symmetric), in groups of
+    configs.GROUP row blocks, column by column inside a group: programs that run at the same time take
+    neighbouring entries, so they share rows of A and columns of B in L2."""
+    rows = torch.arange(tiles_m, device=device).repeat_interleave(tiles_n)
+    cols = torch.arange(tiles_n, device=device).repeat(tiles_m)
+    if symmetric:
+        keep = cols >= rows
+        rows, cols = rows[keep], cols[keep]
+    group = configs.GROUP
+    order = torch.argsort(((rows // group) * tiles_n + cols) * group + rows % group)
+    return torch.stack([rows[order], cols[order]], dim=1).to(torch.int32).contiguous()
+
+
+def persistent_programs(device: torch.device, num_tiles: int, warps: int) -> int:
+    """Programs of the persistent kernel: as many as the GPU runs at once (one 8-warp or two 4-warp programs
+    per SM), never more than there are tiles; 3 under the interpreter, so that each walks several tiles."""
+    if device.type != "cuda":
+        return max(1, min(3, num_tiles))
+    per_sm = 1 if warps >= 8 else 2
+    return max(1, min(num_tiles, per_sm * torch.cuda.get_device_properties(device).multi_processor_count))
+
+
 def size_class(n: int, m: int) -> int:
     """Autotuning key for the problem size: log2 of the number of pairs."""
     return int(math.log2(max(n * m, 1)))
@@ -137,6 +168,8 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
     if not prep.explicit and d <= ROWS_MAX_D:
         return block_value_rows(a, b, sq_a, sq_b, prep, symmetric, exclude_diag)
+    if persistent_requested():
+        return block_value_persistent(a, b, sq_a, sq_b, prep, symmetric, exclude_diag)
     launcher = configs.value_launcher(value_tiles_kernel, prep.explicit, a.dtype, prep.precision)
 
     def grid(meta):
@@ -151,6 +184,23 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
                         TMA=tma, **prep.flags())
     used = triton.cdiv(n, launched["BM"]) * triton.cdiv(m, launched["BN"])
     return out[:used].to(torch.float64).sum()
+
+
+def block_value_persistent(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool,
+                           exclude_diag: bool) -> torch.Tensor:
+    """block_value by the persistent kernel: a fixed number of programs over the list of needed tiles."""
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    launcher = configs.persistent_launcher(value_persistent_kernel, prep.explicit, a.dtype, prep.precision)
+    tile = launcher.candidates[0].kwargs["BM"]
+    tiles = tile_list(triton.cdiv(n, tile), triton.cdiv(m, tile), symmetric, a.device)
+    programs = persistent_programs(a.device, tiles.shape[0], launcher.candidates[0].num_warps)
+    out = torch.empty(programs, dtype=torch.float64, device=a.device)
+    tma = tma_ready(prep, a, b)
+    a_in, b_in = row_operands(a, b, tma)
+    launcher(lambda meta: (programs,), a_in, b_in, sq_a, sq_b, prep.mu, prep.packed.params, tiles, out, n, m,
+             d, a.stride(0), b.stride(0), tiles.shape[0], programs, SYMMETRIC=symmetric,
+             EXCLUDE_DIAG=exclude_diag, TMA=tma, **prep.flags())
+    return out.sum()
 
 
 def block_value_rows(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool) -> torch.Tensor:
