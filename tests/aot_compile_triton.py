@@ -171,6 +171,8 @@ def variants():
                 consts = dict(EXCLUDE_DIAG=True, SAME=True, TMA=tma, **f, **config.kwargs)
                 sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART",
                                  "VALUE_PART"], ["n", "m", "d", "sa", "sb", "size_class"], dtype, consts)
+                if precision == "bf16":
+                    sig.update(COEF="*bf16")  # written as the bf16 GEMMs read them
                 sig = with_descriptors(sig, config) if tma else sig
                 yield f"coef_chunk {kind} {dtype} {precision} tma={tma}", coef_chunk_kernel, sig, consts, config
         for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
@@ -219,7 +221,8 @@ def persistent_variant(kind, dtype, precision, f, tma, copies=False):
 
 
 def bf16_copy_variants():
-    """The passes without gradients as they run in bf16 on float32 inputs: A and B bfloat16 copies."""
+    """The passes as they run in bf16 on float32 inputs: A and B bfloat16 copies (the gradient chunks'
+    coefficients bfloat16 too)."""
     for kind in ("gaussian", "smooth"):
         f = flags(kind, "bf16")
         for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=True)):
@@ -237,6 +240,12 @@ def bf16_copy_variants():
                             consts)
             sig.update(A="*bf16", B="*bf16")
             yield f"stats_tiles {kind} bf16-copies bf16", stats_tiles_kernel, sig, consts, config
+        for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=False)):
+            consts = dict(EXCLUDE_DIAG=True, SAME=True, TMA=False, **f, **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART",
+                             "VALUE_PART"], ["n", "m", "d", "sa", "sb", "size_class"], torch.float32, consts)
+            sig.update(A="*bf16", B="*bf16", COEF="*bf16")
+            yield f"coef_chunk {kind} bf16-copies bf16 tma=False", coef_chunk_kernel, sig, consts, config
         bd = configs.padded_dim(64)
         for config in representative(configs._value_rows_configs(torch.float32, 64)):
             consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, **f, **config.kwargs)

@@ -31,11 +31,13 @@ def test_tiny_run_writes_every_section(tmp_path):
     for precision in ("tf32", "bf16"):
         base = [r for r in rows if r["case"] == "20x20x260" and r["impl"] == "fastmmd"
                 and r["precision"] == precision and r["mode"] == "fwd"][0]
-        schedules = [r for r in rows if r["impl"].startswith("fastmmd[") and r["precision"] == precision]
+        schedules = [r for r in rows if r["impl"].startswith("fastmmd[p") and r["precision"] == precision]
         assert sorted(r["impl"] for r in schedules) == sorted(f"fastmmd[{s}]" for s, _, _ in SCHEDULES)
         for row in schedules:
             assert row["status"] == "ok", row
             assert float(row["value"]) == pytest.approx(float(base["value"]), rel=1e-5, abs=1e-7), row
+        larger = [r for r in rows if r["impl"].startswith("fastmmd[chunk=") and r["precision"] == precision]
+        assert [r["status"] for r in larger] == ["ok"], larger
     kid = {r["precision"]: r for r in rows if r["bench"] == "kid" and r["impl"] == "fastmmd exact"}
     assert float(kid["highest"]["rel_error"]) < 1e-5  # float32 against the float64 inputs' value
 

@@ -337,6 +337,56 @@ def test_bf16_passes_without_gradients_read_bfloat16_copies(monkeypatch):
     assert torch.bfloat16 not in seen and xg.grad.dtype == torch.float32
 
 
+@pytest.mark.parametrize("kernel_name", ["gaussian", "laplacian"])
+def test_bf16_gradient_chunks_read_bfloat16_copies_and_write_bfloat16_coefficients(kernel_name, monkeypatch):
+    """The large-d gradient in bf16: the rows are converted to bfloat16 once per block, the coefficient kernel
+    reads those copies (float32 rows for the |a - b| kernels) and writes bfloat16 coefficients, which the
+    GEMMs take as they are. Value and gradient are those of the rounded points, up to the rounding of the
+    coefficients, over several chunks of 16 rows."""
+    from fastmmd.common.rounding import round_mantissa
+
+    monkeypatch.setattr(launch, "OWNER_MAX_D", 0)
+    monkeypatch.setattr(launch, "OWNER_MAX_D_EXPLICIT", 0)
+    monkeypatch.setattr(launch, "CHUNK", 16)
+    seen = []
+    original = launch.ChunkRunner.run
+
+    def spy(self, a, b, *args, **kwargs):
+        out = original(self, a, b, *args, **kwargs)
+        seen.append((a.dtype, b.dtype, out[0].dtype))
+        return out
+
+    monkeypatch.setattr(launch.ChunkRunner, "run", spy)
+    n, m, d = 37, 29, 24
+    x64, y64 = sample_xy(n, m, d, seed=23)
+    x, y = (x64 + 1.0).float(), (y64 + 1.1).float()
+    kernel = CASE_BY_NAME[kernel_name].make(d)
+    rx, ry = round_mantissa(x, 7).double(), round_mantissa(y, 7).double()
+    rx.requires_grad_(True)
+    exact = fastmmd.mmd2(rx, ry, kernel, backend="reference")
+    (exact_grad,) = torch.autograd.grad(exact, rx)
+    xg = x.to(DEVICE).requires_grad_(True)
+    value = fastmmd.mmd2(xg, y.to(DEVICE), kernel, backend="triton", precision="bf16")
+    value.backward()
+    rows = torch.float32 if kernel_name == "laplacian" else torch.bfloat16
+    assert len(seen) > 6 and set(seen) == {(rows, rows, torch.bfloat16)}
+    assert xg.grad.dtype == torch.float32
+    assert abs(float(value.detach()) - float(exact)) <= 8 * FLOAT32_RTOL * max(abs(float(exact)), 1.0)
+    grad_scale = float(exact_grad.abs().max())
+    assert float((xg.grad.double().cpu() - exact_grad).abs().max()) <= 4 * 2.0 ** -7 * grad_scale
+
+
+def test_gradient_chunk_size_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FASTMMD_CHUNK", "8192")
+    assert launch.chunk_size() == 8192
+    for bad in ("0", "-5", "big"):
+        monkeypatch.setenv("FASTMMD_CHUNK", bad)
+        with pytest.raises(ValueError, match="FASTMMD_CHUNK"):
+            launch.chunk_size()
+    monkeypatch.delenv("FASTMMD_CHUNK")
+    assert launch.chunk_size() == launch.CHUNK
+
+
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_low_precision_within_twice_torch_error(precision):
     """The low precisions against naive torch in the same precision (tests/tolerances.py, LOW_PRECISION_FACTOR):

@@ -1,11 +1,14 @@
 """The GPU backend: the Triton kernels of fastmmd.backends._triton, launched per block of pairs.
 
 A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by its `PairSumPlan`.
-- Value only: one tiled reduction per block (`value_tiles_kernel`), upper triangle only for XX and YY.
+- Value only: one tiled reduction per block (`value_tiles_kernel`, or `value_persistent_kernel` with
+  FASTMMD_PERSISTENT=1), upper triangle only for XX and YY; d <= 256 streams B past row blocks
+  (`value_rows_kernel`).
 - Value and gradients, d <= launch.OWNER_MAX_D (OWNER_MAX_D_EXPLICIT for kernels with |a - b|): the fused
   owner kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.
 - Value and gradients, larger d: chunks of launch.CHUNK² pairs; a Triton kernel writes the chunk's
-  coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB).
+  coefficients and the GEMMs that apply them run in cuBLAS (the chunk is the only extra memory: 16 MiB at
+  the default 2048, FASTMMD_CHUNK sets another; in bf16 also the rows' bfloat16 copies).
 The kernel-matrix product K(a, b) @ v of `fastmmd.kernel_matmul` (and of the ops built on it) runs in
 `matvec_kernel`: each program owns a block of rows of a and of columns of v and streams b past
 them, so K is never stored and each output is written by one program (deterministic). Its backward is the

@@ -35,7 +35,8 @@ OWNER_MAX_D_EXPLICIT = 64
 # every BN, so that segments split no tile).
 ROWS_MAX_D = 256
 SEGMENT = 2048
-# Rows and columns of a chunk of the large-d gradient path (its coefficients: CHUNK² floats).
+# Rows and columns of a chunk of the large-d gradient path (its coefficients: CHUNK² floats); the
+# environment's FASTMMD_CHUNK replaces it (for timing other sizes: docs/gpu.md).
 CHUNK = 2048
 # Column blocks of v per launch of the kernel-matrix product (the limit of a CUDA grid's second axis).
 MAX_COLUMN_BLOCKS = 65535
@@ -300,9 +301,20 @@ def matmul_precision(precision: str):
         flags.allow_tf32 = before
 
 
+def chunk_size() -> int:
+    """CHUNK, or FASTMMD_CHUNK when set (a positive integer)."""
+    text = os.environ.get("FASTMMD_CHUNK")
+    if text is None:
+        return CHUNK
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"FASTMMD_CHUNK must be a positive integer (rows of a gradient chunk), got {text!r}")
+    return int(text)
+
+
 def accumulate_product(out: torch.Tensor, coef: torch.Tensor, rows: torch.Tensor, scale: float,
                        precision: str) -> None:
-    """out += scale * coef @ rows, with the GEMM in `precision`."""
+    """out += scale * coef @ rows, with the GEMM in `precision` (in bf16, coef and rows are bfloat16 already
+    when they come from the chunk's buffer and the block's copies: no conversion here)."""
     if precision.startswith("bf16"):
         out.add_((coef.to(torch.bfloat16) @ rows.to(torch.bfloat16)).to(out.dtype), alpha=scale)
     else:
@@ -317,7 +329,9 @@ class ChunkRunner:
         self.chunk = chunk
         tiles = triton.cdiv(chunk, configs.MIN_TILE)
         dt = prep.sq_x.dtype
-        self.coef = torch.empty(chunk * chunk, dtype=dt, device=like.device)
+        # In bf16 the kernel writes the coefficients as the GEMMs read them: half the bytes, no conversion.
+        coef_dtype = torch.bfloat16 if prep.precision.startswith("bf16") and dt == torch.float32 else dt
+        self.coef = torch.empty(chunk * chunk, dtype=coef_dtype, device=like.device)
         self.alpha_part = torch.empty(tiles * chunk, dtype=dt, device=like.device)
         self.beta_part = torch.empty(tiles * chunk, dtype=dt, device=like.device)
         self.value_part = torch.empty(tiles * tiles, dtype=dt, device=like.device)
@@ -347,6 +361,14 @@ def chunked_block(runner: ChunkRunner, a, b, sq_a, sq_b, grad_a, grad_b, weight:
     block sum S = sum_{i,j} k(a_i, b_j); returns S (0-dim float64)."""
     q, prec = runner.chunk, runner.prep.precision
     total = torch.zeros((), dtype=torch.float64, device=a.device)
+    # In bf16 the rows are converted once per block: the GEMMs read these copies, and so does the
+    # coefficient kernel unless it subtracts rows (|a - b| kernels, which bfloat16 arithmetic would round).
+    # The operands were rounded to bfloat16 values before (triton._operand): the copies hold the same numbers.
+    gemm_a, gemm_b = a, b
+    if prec.startswith("bf16") and a.dtype == torch.float32:
+        gemm_a = a.to(torch.bfloat16)
+        gemm_b = gemm_a if symmetric else b.to(torch.bfloat16)
+    read_a, read_b = (a, b) if runner.prep.explicit else (gemm_a, gemm_b)
     # The radial parts' row factors (dS/da_i has a term alpha_i a_i): summed over the chunks in float64 and
     # applied once per block, not once per chunk (a pass over the rows each time).
     factor_a = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
@@ -356,22 +378,22 @@ def chunked_block(runner: ChunkRunner, a, b, sq_a, sq_b, grad_a, grad_b, weight:
             for c0 in range(r0 if symmetric else 0, b.shape[0], q):
                 ra, cb = slice(r0, r0 + q), slice(c0, c0 + q)
                 on_diagonal = r0 == c0
-                coef, alpha, beta, value = runner.run(a[ra], b[cb], sq_a[ra], sq_b[cb],
+                coef, alpha, beta, value = runner.run(read_a[ra], read_b[cb], sq_a[ra], sq_b[cb],
                                                       exclude_diag and on_diagonal, symmetric and on_diagonal)
                 if symmetric:
                     # Both orders of a chunk's pairs are in S: twice the row-side gradient, on both sides.
                     total += value if on_diagonal else 2 * value
                     w = 2 * weight
-                    accumulate_product(grad_a[ra], coef, b[cb], w, prec)
+                    accumulate_product(grad_a[ra], coef, gemm_b[cb], w, prec)
                     factor_a[ra] += w * alpha.to(torch.float64)
                     if not on_diagonal:
-                        accumulate_product(grad_a[cb], coef.T, a[ra], w, prec)
+                        accumulate_product(grad_a[cb], coef.T, gemm_a[ra], w, prec)
                         factor_a[cb] += w * beta.to(torch.float64)
                 else:
                     total += value
-                    accumulate_product(grad_a[ra], coef, b[cb], weight, prec)
+                    accumulate_product(grad_a[ra], coef, gemm_b[cb], weight, prec)
                     factor_a[ra] += weight * alpha.to(torch.float64)
-                    accumulate_product(grad_b[cb], coef.T, a[ra], weight, prec)
+                    accumulate_product(grad_b[cb], coef.T, gemm_a[ra], weight, prec)
                     factor_b[cb] += weight * beta.to(torch.float64)
     grad_a.addcmul_(factor_a.to(grad_a.dtype)[:, None], a)
     if factor_b is not None:
@@ -429,7 +451,7 @@ def mmd2_with_grads(x, y, terms, plan: PairSumPlan, need_grad: bool, precision: 
     if small:
         value, grad_x, grad_y = fused_owner_grads(x, y, prep, plan)
     else:
-        value, grad_x, grad_y = chunked_grads(x, y, prep, plan, CHUNK)
+        value, grad_x, grad_y = chunked_grads(x, y, prep, plan, chunk_size())
     return value.to(x.dtype), grad_x, grad_y
 
 
@@ -456,8 +478,8 @@ def pair_sum(a, b, terms, symmetric: bool, exclude_diag: bool, need_grad: bool, 
         return total, grad_a, grad_b
     grad_a = torch.zeros_like(a)
     grad_b = None if symmetric else torch.zeros_like(b)
-    total = chunked_block(ChunkRunner(prep, a, CHUNK), a, b, prep.sq_x, prep.sq_y, grad_a, grad_b, 1.0, symmetric,
-                          exclude_diag)
+    total = chunked_block(ChunkRunner(prep, a, chunk_size()), a, b, prep.sq_x, prep.sq_y, grad_a, grad_b, 1.0,
+                          symmetric, exclude_diag)
     w_e = prep.packed.energy_weight
     if w_e != 0.0:
         n, m = a.shape[0], b.shape[0]
