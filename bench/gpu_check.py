@@ -14,7 +14,8 @@ Sections, each skipped with a line saying so once --budget-s (default 450 s) is 
    TFLOP/s (2·d per necessary pair) and its fraction of the TF32 roofline, kernel evaluations per second.
    A naive case that would not fit is skipped with the memory it would need. At d > 256 also the forward's
    schedules side by side: one program per tile or the persistent kernel, pointer or TMA reads; and the
-   forward + backward with gradient chunks of 8192 instead of 2048.
+   forward + backward with gradient chunks of 8192 instead of 2048. At d <= 256 the streaming forward's
+   general epilogue beside the folded Gaussian.
 4. exact KID ± std at 50,000 × 50,000 × 2048 (ReLU-like features) in highest, tf32 and bf16, with its
    error against the float64 value, and torchmetrics' convention (100 subsets of 1000) for the time.
 
@@ -180,8 +181,8 @@ def mmd2_cases(run: Run, n: int, d: int, roof: float) -> None:
                     peak_mb=_fmt(peak), tflops=_fmt(tflops),
                     roof_fraction=_fmt(tflops / roof if tflops and roof else None, 3),
                     evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
+    forward_variants(run, x, y, kernel, case, d, pairs, roof)
     if d > 256:
-        forward_schedules(run, x, y, kernel, case, d, pairs, roof)
         larger_chunks(run, x, y, kernel, case, pairs)
     for precision in ("tf32", "bf16", "highest"):
         fwd, both = forward_ms.get(("fastmmd", precision, "fwd")), forward_ms.get(("fastmmd", precision, "fwdbwd"))
@@ -191,24 +192,31 @@ def mmd2_cases(run: Run, n: int, d: int, roof: float) -> None:
                     + (f"; torch.compile fwd+bwd / fastmmd's = {compiled / both:.2f}" if compiled else ""))
 
 
-# The tiled forward's schedules (d > 256): one program per tile or the persistent kernel over the list of
-# needed tiles, each reading rows through pointers or tensor descriptors (TMA); both options are opt-in.
-SCHEDULES = [("per-tile", "0", "0"), ("per-tile+tma", "0", "1"), ("persistent", "1", "0"),
-             ("persistent+tma", "1", "1")]
+# The forward's variants, each a set of environment settings: at d > 256 the tiled forward's schedules (one
+# program per tile or the persistent kernel over the needed tiles, pointer or TMA reads; both opt-in); at
+# d <= 256 the streaming kernel's general epilogue beside the default folded one of a lone Gaussian.
+SCHEDULES = [("per-tile", {"FASTMMD_PERSISTENT": "0", "FASTMMD_TMA": "0"}),
+             ("per-tile+tma", {"FASTMMD_PERSISTENT": "0", "FASTMMD_TMA": "1"}),
+             ("persistent", {"FASTMMD_PERSISTENT": "1", "FASTMMD_TMA": "0"}),
+             ("persistent+tma", {"FASTMMD_PERSISTENT": "1", "FASTMMD_TMA": "1"})]
+SMALL_D_VARIANTS = [("general-epilogue", {"FASTMMD_FOLD": "0"})]
 
 
-def forward_schedules(run: Run, x, y, kernel, case: str, d: int, pairs: int, roof: float) -> None:
-    """fastmmd's forward in tf32 and bf16 under each of SCHEDULES, side by side."""
-    saved = {name: os.environ.get(name) for name in ("FASTMMD_PERSISTENT", "FASTMMD_TMA")}
+def forward_variants(run: Run, x, y, kernel, case: str, d: int, pairs: int, roof: float) -> None:
+    """fastmmd's forward in tf32 and bf16 under each of SCHEDULES (d > 256) or SMALL_D_VARIANTS, side by
+    side with the default rows."""
+    variants = SCHEDULES if d > 256 else SMALL_D_VARIANTS
+    names = sorted({name for _, settings in variants for name in settings})
+    saved = {name: os.environ.get(name) for name in names}
     try:
         for precision in ("tf32", "bf16"):
-            for schedule, persistent, tma in SCHEDULES:
-                impl = f"fastmmd[{schedule}]"
+            for label, settings in variants:
+                impl = f"fastmmd[{label}]"
                 if run.left_s() < 0:
                     run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd",
                             status="skipped: budget")
                     continue
-                os.environ.update(FASTMMD_PERSISTENT=persistent, FASTMMD_TMA=tma)
+                os.environ.update(settings)
 
                 def call(precision=precision):
                     with torch.no_grad():

@@ -199,11 +199,18 @@ def variants():
                 yield f"owner_grad {kind} {dtype} {precision} d={d}", owner_grad_kernel, sig, consts, config
             if explicit:
                 continue
-            for config in representative(configs._value_rows_configs(dtype, d)):
-                consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, **f, **config.kwargs)
-                sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
-                                ["n", "m", "d", "sa", "sb", "segment", "size_class"], dtype, consts)
-                yield f"value_rows {kind} {dtype} {precision} d={d}", value_rows_kernel, sig, consts, config
+            # The lone Gaussian in float32 runs with its constants folded into the norms (FOLD); its
+            # general epilogue is compiled beside it ("fold=False") for comparison.
+            folds = (True, False) if kind == "gaussian" and dtype == torch.float32 else (False,)
+            for fold in folds:
+                for config in representative(configs._value_rows_configs(dtype, d)):
+                    consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=fold, **f, **config.kwargs)
+                    sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                                    ["n", "m", "d", "sa", "sb", "segment", "size_class"], dtype, consts,
+                                    scalars=("fold_scale",))
+                    label = f"value_rows {kind} {dtype} {precision} d={d}" + ("" if fold or len(folds) == 1
+                                                                             else " fold=False")
+                    yield label, value_rows_kernel, sig, consts, config
 
 
 def persistent_variant(kind, dtype, precision, f, tma, copies=False):
@@ -248,9 +255,10 @@ def bf16_copy_variants():
             yield f"coef_chunk {kind} bf16-copies bf16 tma=False", coef_chunk_kernel, sig, consts, config
         bd = configs.padded_dim(64)
         for config in representative(configs._value_rows_configs(torch.float32, 64)):
-            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, **f, **config.kwargs)
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=kind == "gaussian", **f, **config.kwargs)
             sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
-                            ["n", "m", "d", "sa", "sb", "segment", "size_class"], torch.float32, consts)
+                            ["n", "m", "d", "sa", "sb", "segment", "size_class"], torch.float32, consts,
+                            scalars=("fold_scale",))
             sig.update(A="*bf16", B="*bf16")
             yield f"value_rows {kind} bf16-copies bf16 d=64", value_rows_kernel, sig, consts, config
 

@@ -32,10 +32,12 @@ def test_tiny_run_writes_every_section(tmp_path):
         base = [r for r in rows if r["case"] == "20x20x260" and r["impl"] == "fastmmd"
                 and r["precision"] == precision and r["mode"] == "fwd"][0]
         schedules = [r for r in rows if r["impl"].startswith("fastmmd[p") and r["precision"] == precision]
-        assert sorted(r["impl"] for r in schedules) == sorted(f"fastmmd[{s}]" for s, _, _ in SCHEDULES)
+        assert sorted(r["impl"] for r in schedules) == sorted(f"fastmmd[{s}]" for s, _ in SCHEDULES)
         for row in schedules:
             assert row["status"] == "ok", row
             assert float(row["value"]) == pytest.approx(float(base["value"]), rel=1e-5, abs=1e-7), row
+        small = [r for r in rows if r["impl"] == "fastmmd[general-epilogue]" and r["precision"] == precision]
+        assert len(small) == 2 and all(r["status"] == "ok" for r in small), small
         larger = [r for r in rows if r["impl"].startswith("fastmmd[chunk=") and r["precision"] == precision]
         assert [r["status"] for r in larger] == ["ok"], larger
     kid = {r["precision"]: r for r in rows if r["bench"] == "kid" and r["impl"] == "fastmmd exact"}

@@ -48,7 +48,7 @@ def test_two_ranks_equal_one_process_with_the_doubled_batch(tmp_path, gan_cache,
     two = _torchrun(tmp_path / "two", *CASES[case], "--batch-size", str(BATCH))
     assert two.returncode == 0, two.stderr[-3000:]
     # gloo's worker threads still running at interpreter shutdown abort a finished run (about 1 run in 40).
-    left = dict(re.findall(r"rank (\d): gloo threads after main: (.*)", two.stderr))
+    left = dict(re.findall(r"rank (\d): gloo threads after main: (\[[^\]]*\])", two.stderr))
     assert left == {"0": "[]", "1": "[]"}, two.stderr[-3000:]
     torch.set_num_threads(1)
     assert main([*COMMON, *CASES[case], "--batch-size", str(2 * BATCH), "--out", str(tmp_path / "one")]) == 0

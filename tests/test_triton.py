@@ -337,6 +337,40 @@ def test_bf16_passes_without_gradients_read_bfloat16_copies(monkeypatch):
     assert torch.bfloat16 not in seen and xg.grad.dtype == torch.float32
 
 
+@pytest.mark.parametrize("estimator", QUADRATIC)
+@pytest.mark.parametrize("weight", [1.0, 0.37])
+def test_lone_gaussian_forward_folds_its_constants_into_the_norms(estimator, weight, monkeypatch):
+    """The small-d forward of one Gaussian term in float32 folds -p log2(e) into the norms and 2 p log2(e)
+    into the inner product (FASTMMD_FOLD=0 turns it off): the brute force's value, that of the general
+    epilogue up to float32 rounding, and NaN for a NaN row."""
+    n, m, d = (45, 45, 7) if estimator == "u-statistic" else (45, 37, 7)
+    x64, y64 = sample_xy(n, m, d, seed=29)
+    x, y = x64.float().to(DEVICE), y64.float().to(DEVICE)
+    gaussian = fastmmd.Gaussian(bandwidth=1.7)
+    kernel = gaussian if weight == 1.0 else weight * gaussian
+    prep = launch.prepare(x, y, kernel.terms(d).ravel().tolist(), "ieee", SHIFT_INVARIANT_MMD_FAMILIES)
+    assert launch.folds_gaussian(prep)
+    bf = mmd2_terms([Term("gaussian", weight, {"sigma": 1.7})], x64.numpy(), y64.numpy(), estimator)
+    values = {}
+    for setting in ("1", "0"):
+        monkeypatch.setenv("FASTMMD_FOLD", setting)
+        assert launch.folds_gaussian(prep) == (setting == "1")
+        with torch.no_grad():
+            values[setting] = float(fastmmd.mmd2(x, y, kernel, estimator, backend="triton"))
+        assert_value_close(values[setting], bf.mmd2, bf.value_scale, tolerance(torch.float32).value, setting)
+    assert_value_close(values["1"], values["0"], bf.value_scale, 2 * tolerance(torch.float32).value, "fold")
+    monkeypatch.delenv("FASTMMD_FOLD")
+    x[3, 2] = float("nan")
+    with torch.no_grad():
+        assert math.isnan(float(fastmmd.mmd2(x, y, kernel, estimator, backend="triton")))
+    # Two terms, or float64, take the general epilogue.
+    mixture = gaussian + fastmmd.Gaussian(bandwidth=3.0)
+    assert not launch.folds_gaussian(launch.prepare(x, y, mixture.terms(d).ravel().tolist(), "ieee",
+                                                    SHIFT_INVARIANT_MMD_FAMILIES))
+    assert not launch.folds_gaussian(launch.prepare(x64, y64, gaussian.terms(d).ravel().tolist(), "ieee",
+                                                    SHIFT_INVARIANT_MMD_FAMILIES))
+
+
 @pytest.mark.parametrize("kernel_name", ["gaussian", "laplacian"])
 def test_bf16_gradient_chunks_read_bfloat16_copies_and_write_bfloat16_coefficients(kernel_name, monkeypatch):
     """The large-d gradient in bf16: the rows are converted to bfloat16 once per block, the coefficient kernel

@@ -19,7 +19,7 @@ SCRIPT = Path(__file__).with_name("aot_compile_triton.py")
 BASELINE = ROOT / "bench" / "results" / "sass_sm90.csv"
 # The headline small-d kernels, Gaussian, tf32, d = 64: SASS instructions per pair of a thread's share in the
 # main loop may not grow past these (5% over the baseline measured with triton 3.8).
-PER_PAIR_LIMITS = {"value_rows gaussian torch.float32 tf32 d=64": 31.0,
+PER_PAIR_LIMITS = {"value_rows gaussian torch.float32 tf32 d=64": 29.0,
                    "owner_grad gaussian torch.float32 tf32 d=64": 44.0}
 SPILL_GROWTH = 1.10  # a variant may not spill more than 10% beyond its baseline
 

@@ -24,5 +24,6 @@ def gloo_threads() -> list:
 
 if __name__ == "__main__":
     code = main(sys.argv[1:])
-    print(f"rank {os.environ['RANK']}: gloo threads after main: {gloo_threads()}", file=sys.stderr)
+    # One write (shorter than a pipe's atomic size), so the ranks' lines never interleave on the shared stderr.
+    os.write(2, f"rank {os.environ['RANK']}: gloo threads after main: {gloo_threads()}\n".encode())
     sys.exit(code)

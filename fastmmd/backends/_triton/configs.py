@@ -208,7 +208,7 @@ def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: s
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
     return _cached(("value_rows", dtype, precision, padded_dim(d)), lambda: Launcher(
         kernel, _value_rows_configs(dtype, d),
-        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", *_FLAG_KEYS]))
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "FOLD", *_FLAG_KEYS]))
 
 
 def chunk_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:

@@ -212,11 +212,26 @@ def block_value_rows(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_
     segment = triton.cdiv(SEGMENT, align) * align
     segments = triton.cdiv(m, segment)
     out = torch.empty(triton.cdiv(n, configs.MIN_TILE) * segments, dtype=sq_a.dtype, device=a.device)
+    fold = folds_gaussian(prep)
+    weight, fold_scale = 1.0, 0.0
+    if fold:
+        weight, p_log2 = prep.packed.lone_gaussian
+        fold_scale = 2.0 * p_log2
+        scaled_a = sq_a * -p_log2
+        sq_a, sq_b = scaled_a, (scaled_a if sq_b is sq_a else sq_b * -p_log2)
     launched = launcher(
         lambda meta: (triton.cdiv(n, meta["BM"]), segments), a, b, sq_a, sq_b, prep.mu, prep.packed.params,
-        out, n, m, d, a.stride(0), b.stride(0), segment, size_class(n, m), SYMMETRIC=symmetric,
-        EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), **prep.flags())
-    return out[: triton.cdiv(n, launched["BM"]) * segments].to(torch.float64).sum()
+        out, n, m, d, a.stride(0), b.stride(0), segment, fold_scale, size_class(n, m), SYMMETRIC=symmetric,
+        EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), FOLD=fold, **prep.flags())
+    total = out[: triton.cdiv(n, launched["BM"]) * segments].to(torch.float64).sum()
+    return total * weight if fold else total
+
+
+def folds_gaussian(prep: Prepared) -> bool:
+    """Whether the streaming forward folds the kernel's constants into the norms (value_rows_kernel, FOLD):
+    a lone Gaussian term in float32, unless FASTMMD_FOLD=0."""
+    return (prep.packed.lone_gaussian is not None and prep.sq_x.dtype == torch.float32
+            and os.environ.get("FASTMMD_FOLD", "1") != "0")
 
 
 def block_stats(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool):

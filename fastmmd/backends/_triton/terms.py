@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ class PackedTerms:
 
     families: compile-time code, family of term t in bits 3t..3t+2; count: number of terms;
     params: (count, PARAMS_PER_TERM) in the compute dtype, on the inputs' device; energy_weight: total weight of the
-    Energy terms (their |a| + |b| parts); needs_sqrt / needs_dot / needs_norm: what the epilogue reads.
+    Energy terms (their |a| + |b| parts); needs_sqrt / needs_dot / needs_norm: what the epilogue reads;
+    lone_gaussian: (w, p log2(e)) when the kernel is the one term w exp(-p r2), else None.
     """
 
     families: int
@@ -54,6 +55,7 @@ class PackedTerms:
     needs_dot: bool
     needs_norm: bool
     shift_invariant_mmd: bool
+    lone_gaussian: Optional[Tuple[float, float]] = None
 
 
 def pack_terms(
@@ -79,6 +81,8 @@ def pack_terms(
         needs_dot=bool(codes & DOT_FAMILIES),
         needs_norm=Family.ENERGY in codes,
         shift_invariant_mmd=codes <= set(shift_invariant_families),
+        lone_gaussian=((float(table[0, 1]), float(params[0, 4]))
+                       if len(table) == 1 and int(table[0, 0]) == int(Family.GAUSSIAN) else None),
     )
 
 
