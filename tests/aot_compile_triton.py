@@ -203,14 +203,18 @@ def variants():
             # general epilogue is compiled beside it ("fold=False") for comparison.
             folds = (True, False) if kind == "gaussian" and dtype == torch.float32 else (False,)
             for fold in folds:
-                for config in representative(configs._value_rows_configs(dtype, d)):
-                    consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=fold, **f, **config.kwargs)
-                    sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
-                                    ["n", "m", "d", "sa", "sb", "segment", "size_class"], dtype, consts,
-                                    scalars=("fold_scale",))
-                    label = f"value_rows {kind} {dtype} {precision} d={d}" + ("" if fold or len(folds) == 1
-                                                                             else " fold=False")
-                    yield label, value_rows_kernel, sig, consts, config
+                for tma in tma_modes if fold or len(folds) == 1 else (False,):
+                    for config in representative(configs._value_rows_configs(dtype, d)):
+                        consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=fold, TMA=tma, **f,
+                                      **config.kwargs)
+                        sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
+                                        ["n", "m", "d", "sa", "sb", "segment", "size_class"], dtype, consts,
+                                        scalars=("fold_scale",))
+                        if tma:
+                            sig = with_descriptors(sig, triton.Config(dict(config.kwargs, BK=bd)))
+                        label = (f"value_rows {kind} {dtype} {precision} d={d}"
+                                 + ("" if fold or len(folds) == 1 else " fold=False") + (" tma=True" if tma else ""))
+                        yield label, value_rows_kernel, sig, consts, config
 
 
 def persistent_variant(kind, dtype, precision, f, tma, copies=False):
@@ -255,7 +259,8 @@ def bf16_copy_variants():
             yield f"coef_chunk {kind} bf16-copies bf16 tma=False", coef_chunk_kernel, sig, consts, config
         bd = configs.padded_dim(64)
         for config in representative(configs._value_rows_configs(torch.float32, 64)):
-            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=kind == "gaussian", **f, **config.kwargs)
+            consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=kind == "gaussian", TMA=False, **f,
+                          **config.kwargs)
             sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
                             ["n", "m", "d", "sa", "sb", "segment", "size_class"], torch.float32, consts,
                             scalars=("fold_scale",))

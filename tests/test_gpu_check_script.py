@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(get_backend("triton").unavailable_reason() is no
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the tiny CPU mode; on a GPU run the script itself")
 def test_tiny_run_writes_every_section(tmp_path):
-    from bench.gpu_check import SCHEDULES, main
+    from bench.gpu_check import SCHEDULES, SMALL_D_VARIANTS, main
 
     assert main(["--tiny", "--skip-tests", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "gpu_check.csv", newline="") as handle:
@@ -36,8 +36,9 @@ def test_tiny_run_writes_every_section(tmp_path):
         for row in schedules:
             assert row["status"] == "ok", row
             assert float(row["value"]) == pytest.approx(float(base["value"]), rel=1e-5, abs=1e-7), row
-        small = [r for r in rows if r["impl"] == "fastmmd[general-epilogue]" and r["precision"] == precision]
-        assert len(small) == 2 and all(r["status"] == "ok" for r in small), small
+        for label, _ in SMALL_D_VARIANTS:
+            small = [r for r in rows if r["impl"] == f"fastmmd[{label}]" and r["precision"] == precision]
+            assert len(small) == 2 and all(r["status"] == "ok" for r in small), small
         larger = [r for r in rows if r["impl"].startswith("fastmmd[chunk=") and r["precision"] == precision]
         assert [r["status"] for r in larger] == ["ok"], larger
     kid = {r["precision"]: r for r in rows if r["bench"] == "kid" and r["impl"] == "fastmmd exact"}

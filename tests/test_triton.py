@@ -337,6 +337,41 @@ def test_bf16_passes_without_gradients_read_bfloat16_copies(monkeypatch):
     assert torch.bfloat16 not in seen and xg.grad.dtype == torch.float32
 
 
+@pytest.mark.parametrize("case_name, precision", [("polynomial", "highest"), ("gaussian", "bf16")])
+@pytest.mark.parametrize("estimator", QUADRATIC)
+def test_streaming_forward_through_tensor_descriptors(case_name, precision, estimator, monkeypatch):
+    """With FASTMMD_TMA=1 the small-d forward reads A and B through tensor descriptors of [BM, BD] and
+    [BN, BD] blocks (BD = 32 > d = 24: the copy engine's zero fill stands in for the feature mask): float32
+    rows for the polynomial (no centring), bfloat16 copies for the folded Gaussian in bf16. The same value
+    as the pointer reads, and the brute force's."""
+    from fastmmd.common.rounding import round_mantissa
+
+    case = CASE_BY_NAME[case_name]
+    n, m, d = (45, 45, 24) if estimator == "u-statistic" else (45, 37, 24)
+    x64, y64 = sample_xy(n, m, d, seed=31)
+    x, y = x64.float().to(DEVICE), y64.float().to(DEVICE)
+    seen = []
+    original = launch.row_operands
+
+    def spy(a, b, tma):
+        seen.append(tma)
+        return original(a, b, tma)
+
+    monkeypatch.setattr(launch, "row_operands", spy)
+    values = {}
+    for setting in ("1", "0"):
+        monkeypatch.setenv("FASTMMD_TMA", setting)
+        with torch.no_grad():
+            values[setting] = float(fastmmd.mmd2(x, y, case.make(d), estimator, backend="triton",
+                                                 precision=precision))
+    assert seen == [True] * 3 + [False] * 3
+    rounded = [t.double().cpu() if precision == "highest" else round_mantissa(t, 7).double().cpu() for t in (x, y)]
+    bf = mmd2_terms(case.terms(d), rounded[0].numpy(), rounded[1].numpy(), estimator)
+    tol = tolerance(torch.float32).value
+    assert_value_close(values["1"], bf.mmd2, bf.value_scale, 4 * tol, "TMA")
+    assert_value_close(values["1"], values["0"], bf.value_scale, 2 * tol, "TMA vs pointers")
+
+
 @pytest.mark.parametrize("estimator", QUADRATIC)
 @pytest.mark.parametrize("weight", [1.0, 0.37])
 def test_lone_gaussian_forward_folds_its_constants_into_the_norms(estimator, weight, monkeypatch):

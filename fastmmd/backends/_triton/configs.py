@@ -98,8 +98,23 @@ def _owner_shared_bytes(shape, bd: int, size: int) -> int:
     return (bm + max(stages, 1) * bn) * bd * size + bm * bn * 4
 
 
+def rows_descriptor_blocks(nargs: dict) -> None:
+    """Pre-hook of the streaming value kernel's configurations: with TMA, its descriptors read blocks of
+    [BM, BD] rows of A and [BN, BD] rows of B."""
+    if nargs.get("TMA"):
+        nargs["A"].block_shape = [nargs["BM"], nargs["BD"]]
+        nargs["B"].block_shape = [nargs["BN"], nargs["BD"]]
+
+
 def _value_rows_configs(dtype: torch.dtype, d: int) -> List[triton.Config]:
     """Owner-style value kernel: BM rows held, B streamed BN rows at a time (BM a multiple of BN)."""
+    configs = _value_rows_shapes(dtype, d)
+    for config in configs:
+        config.pre_hook = rows_descriptor_blocks
+    return configs
+
+
+def _value_rows_shapes(dtype: torch.dtype, d: int) -> List[triton.Config]:
     if interpreting():
         return [_config(16, 16, 4, 1)]
     bd = padded_dim(d)
@@ -208,7 +223,7 @@ def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: s
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
     return _cached(("value_rows", dtype, precision, padded_dim(d)), lambda: Launcher(
         kernel, _value_rows_configs(dtype, d),
-        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "FOLD", *_FLAG_KEYS]))
+        key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "FOLD", "TMA", *_FLAG_KEYS]))
 
 
 def chunk_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:

@@ -219,10 +219,13 @@ def block_value_rows(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_
         fold_scale = 2.0 * p_log2
         scaled_a = sq_a * -p_log2
         sq_a, sq_b = scaled_a, (scaled_a if sq_b is sq_a else sq_b * -p_log2)
+    tma = tma_ready(prep, a, b)
+    a_in, b_in = row_operands(a, b, tma)
     launched = launcher(
-        lambda meta: (triton.cdiv(n, meta["BM"]), segments), a, b, sq_a, sq_b, prep.mu, prep.packed.params,
-        out, n, m, d, a.stride(0), b.stride(0), segment, fold_scale, size_class(n, m), SYMMETRIC=symmetric,
-        EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), FOLD=fold, **prep.flags())
+        lambda meta: (triton.cdiv(n, meta["BM"]), segments), a_in, b_in, sq_a, sq_b, prep.mu,
+        prep.packed.params, out, n, m, d, a.stride(0), b.stride(0), segment, fold_scale, size_class(n, m),
+        SYMMETRIC=symmetric, EXCLUDE_DIAG=exclude_diag, BD=configs.padded_dim(d), FOLD=fold, TMA=tma,
+        **prep.flags())
     total = out[: triton.cdiv(n, launched["BM"]) * segments].to(torch.float64).sum()
     return total * weight if fold else total
 

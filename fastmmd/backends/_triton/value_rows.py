@@ -25,10 +25,13 @@ def value_rows_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, segment, fold
                       SYMMETRIC: tl.constexpr, EXCLUDE_DIAG: tl.constexpr, FAMS: tl.constexpr,
                       NT: tl.constexpr, NEEDS_NORM: tl.constexpr, NEEDS_DOT: tl.constexpr,
                       EXPLICIT: tl.constexpr, CENTER: tl.constexpr, PRECISION: tl.constexpr,
-                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, FOLD: tl.constexpr):
+                      BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, FOLD: tl.constexpr,
+                      TMA: tl.constexpr):
     """OUT[I * segments + S] = the weighted kernel sum of row block I against the columns of segment S.
     A (n, d), B (m, d) (strides sa, sb), d <= BD; `segment` is a multiple of BN, BM a multiple of BN.
-    EXPLICIT must be False (this kernel computes r2 from inner products). `size_class` keys the autotuner."""
+    EXPLICIT must be False (this kernel computes r2 from inner products). `size_class` keys the autotuner.
+    With TMA, A and B are tensor descriptors of blocks [BM, BD] and [BN, BD] (the copy engine zero-fills rows
+    and features outside the arrays), read without address arithmetic or masks."""
     I = tl.program_id(0)
     S = tl.program_id(1)
     slot = I.to(tl.int64) * tl.num_programs(1) + S
@@ -42,13 +45,19 @@ def value_rows_kernel(A, B, SQA, SQB, MU, P, OUT, n, m, d, sa, sb, segment, fold
         return
     offs_m = row0 + tl.arange(0, BM)
     offs_d = tl.arange(0, BD)
-    a = load_rows(A, MU, offs_m, n, sa, offs_d, d, CENTER)
+    if TMA:
+        a = A.load([I * BM, 0])
+    else:
+        a = load_rows(A, MU, offs_m, n, sa, offs_d, d, CENTER)
     sq_a = tl.load(SQA + offs_m, mask=offs_m < n, other=0.0)
     acc = tl.zeros((BM, BN), dtype=sq_a.dtype)
     rows_full = row0 + BM <= n
     for j0 in range(col_begin, col_end, BN):
         offs_n = j0 + tl.arange(0, BN)
-        b = load_rows(B, MU, offs_n, m, sb, offs_d, d, CENTER)
+        if TMA:
+            b = B.load([tl.cast(j0, tl.int32), 0])
+        else:
+            b = load_rows(B, MU, offs_n, m, sb, offs_d, d, CENTER)
         sq_b = tl.load(SQB + offs_n, mask=offs_n < m, other=0.0)
         dot = matmul_nt(a, b, tl.zeros((BM, BN), dtype=sq_a.dtype), PRECISION)
         if FOLD:
