@@ -36,7 +36,7 @@ from typing import Callable, List, Optional
 import torch
 
 import fastmmd
-from bench.harness import cuda_peak_memory, is_out_of_memory, time_callable
+from bench.harness import cuda_peak_memory, environment, is_out_of_memory, time_callable
 from bench.naive import mmd2_unbiased, peak_bytes_estimate
 from bench.records import REPO_ROOT, collect_environment
 from bench.roofline import pair_count
@@ -207,34 +207,24 @@ def forward_variants(run: Run, x, y, kernel, case: str, d: int, pairs: int, roof
     """fastmmd's forward in tf32 and bf16 under each of SCHEDULES (d > 256) or SMALL_D_VARIANTS, side by
     side with the default rows."""
     variants = SCHEDULES if d > 256 else SMALL_D_VARIANTS
-    names = sorted({name for _, settings in variants for name in settings})
-    saved = {name: os.environ.get(name) for name in names}
-    try:
-        for precision in ("tf32", "bf16"):
-            for label, settings in variants:
-                impl = f"fastmmd[{label}]"
-                if run.left_s() < 0:
-                    run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd",
-                            status="skipped: budget")
-                    continue
-                os.environ.update(settings)
+    for precision in ("tf32", "bf16"):
+        for label, settings in variants:
+            impl = f"fastmmd[{label}]"
+            if run.left_s() < 0:
+                run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd", status="skipped: budget")
+                continue
 
-                def call(precision=precision):
-                    with torch.no_grad():
-                        return fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision)
+            def call(precision=precision):
+                with torch.no_grad():
+                    return fastmmd.mmd2(x, y, kernel, backend="triton", precision=precision)
 
+            with environment(**settings):
                 value = float(call())
                 ms = run.median_ms(call)
-                tflops = 2 * d * pairs / ms / 1e9
-                run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd", ms=_fmt(ms),
-                        tflops=_fmt(tflops), roof_fraction=_fmt(tflops / roof if roof else None, 3),
-                        evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            tflops = 2 * d * pairs / ms / 1e9
+            run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwd", ms=_fmt(ms),
+                    tflops=_fmt(tflops), roof_fraction=_fmt(tflops / roof if roof else None, 3),
+                    evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
 
 
 # The large-d gradient's chunk (launch.CHUNK rows and columns by default) at this size as well.
@@ -245,32 +235,24 @@ def larger_chunks(run: Run, x, y, kernel, case: str, pairs: int) -> None:
     """fastmmd's forward + backward in tf32 and bf16 with FASTMMD_CHUNK=LARGER_CHUNK (fewer, larger GEMMs;
     LARGER_CHUNK² coefficients in memory), beside the default chunk's rows."""
     chunk = min(LARGER_CHUNK, x.shape[0])
-    saved = os.environ.get("FASTMMD_CHUNK")
-    os.environ["FASTMMD_CHUNK"] = str(chunk)
-    try:
-        for precision in ("tf32", "bf16"):
-            impl = f"fastmmd[chunk={chunk}]"
-            if run.left_s() < 0:
-                run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwdbwd",
-                        status="skipped: budget")
-                continue
-            xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    for precision in ("tf32", "bf16"):
+        impl = f"fastmmd[chunk={chunk}]"
+        if run.left_s() < 0:
+            run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwdbwd", status="skipped: budget")
+            continue
+        xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
 
-            def call(precision=precision, xg=xg, yg=yg):
-                value = fastmmd.mmd2(xg, yg, kernel, backend="triton", precision=precision)
-                value.backward()
-                return value
+        def call(precision=precision, xg=xg, yg=yg):
+            value = fastmmd.mmd2(xg, yg, kernel, backend="triton", precision=precision)
+            value.backward()
+            return value
 
+        with environment(FASTMMD_CHUNK=str(chunk)):
             value = float(call().detach())
             ms = run.median_ms(call)
-            run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwdbwd", ms=_fmt(ms),
-                    peak_mb=_fmt(run.peak_mb(call)), evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9),
-                    status="ok")
-    finally:
-        if saved is None:
-            os.environ.pop("FASTMMD_CHUNK", None)
-        else:
-            os.environ["FASTMMD_CHUNK"] = saved
+            peak = run.peak_mb(call)
+        run.add(bench="mmd2", case=case, impl=impl, precision=precision, mode="fwdbwd", ms=_fmt(ms),
+                peak_mb=_fmt(peak), evals_per_s=_fmt(pairs / ms * 1e3), value=_fmt(value, 9), status="ok")
 
 
 def relu_features(n: int, d: int, shift: float, device: str, seed: int) -> torch.Tensor:

@@ -97,6 +97,22 @@ def cublas_tf32(allowed: Optional[bool]) -> Iterator[None]:
         matmul.allow_tf32 = before
 
 
+@contextlib.contextmanager
+def environment(**settings: str) -> Iterator[None]:
+    """Sets the environment variables `settings` (e.g. FASTMMD_TMA="1") for the duration of the block and
+    restores each one's previous value (or absence) after it."""
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 # ------------------------------------------------------------------------------------- out of memory
 
 

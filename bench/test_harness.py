@@ -9,6 +9,7 @@ case lists, implementations, memory verdicts and the roofline arithmetic of thei
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -481,3 +482,17 @@ def test_the_command_line_takes_the_suite_and_leaves_the_memory_limit_to_the_dev
 def test_git_commit_is_a_short_hash_maybe_dirty():
     commit = git_commit()
     assert commit == "unknown" or len(commit.removesuffix("+dirty")) >= 7
+
+
+def test_environment_sets_and_restores(monkeypatch):
+    from bench.harness import environment
+
+    monkeypatch.setenv("FASTMMD_TEST_SET", "before")
+    monkeypatch.delenv("FASTMMD_TEST_UNSET", raising=False)
+    with environment(FASTMMD_TEST_SET="1", FASTMMD_TEST_UNSET="2"):
+        assert os.environ["FASTMMD_TEST_SET"] == "1" and os.environ["FASTMMD_TEST_UNSET"] == "2"
+    assert os.environ["FASTMMD_TEST_SET"] == "before" and "FASTMMD_TEST_UNSET" not in os.environ
+    with pytest.raises(RuntimeError):
+        with environment(FASTMMD_TEST_SET="3"):
+            raise RuntimeError
+    assert os.environ["FASTMMD_TEST_SET"] == "before"

@@ -19,14 +19,13 @@ which records the published figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import time
-from typing import Callable, Iterator, List
+from typing import Callable, List
 
 import torch
 
 import fastmmd
+from bench.harness import environment
 from bench.roofline import pair_count
 
 SHAPES = {"d2048": (32768, 2048), "d64": (65536, 64)}
@@ -47,17 +46,9 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return sorted(times)[len(times) // 2]
 
 
-@contextlib.contextmanager
-def tma(enabled: bool) -> Iterator[None]:
-    before = os.environ.get("FASTMMD_TMA")
-    os.environ["FASTMMD_TMA"] = "1" if enabled else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("FASTMMD_TMA")
-        else:
-            os.environ["FASTMMD_TMA"] = before
+def tma(enabled: bool):
+    """The block with the tiled kernels reading through tensor descriptors (FASTMMD_TMA) or not."""
+    return environment(FASTMMD_TMA="1" if enabled else "0")
 
 
 def samples(n: int, d: int) -> tuple:

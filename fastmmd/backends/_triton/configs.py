@@ -216,8 +216,8 @@ def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -
 def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
     """The persistent forward in one configuration, not tuned (its tile list is built for the tile size
     before the launch): the untuned default of the tiled kernels."""
-    config = _tiled_configs(explicit, dtype, precision, grouped=False)[0]
-    return _cached(("persistent", explicit, dtype, precision), lambda: Launcher(kernel, [config], key=[]))
+    return _cached(("persistent", explicit, dtype, precision), lambda: Launcher(
+        kernel, _tiled_configs(explicit, dtype, precision, grouped=False)[:1], key=[]))
 
 
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
