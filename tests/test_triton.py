@@ -303,7 +303,8 @@ def test_low_precision_is_the_kernel_of_operands_rounded_to_nearest(precision):
 
 def test_bf16_passes_without_gradients_read_bfloat16_copies(monkeypatch):
     """In bf16 the value and statistics passes read bfloat16 copies of float32 rows (half the bytes; the same
-    numbers as the rounded float32 operands), the gradient passes and the kernels of |a - b| keep float32."""
+    numbers as the rounded float32 operands), the kernels of |a - b| keep float32, and a gradient pass runs
+    neither (its own copies are tested below)."""
     from fastmmd.common.rounding import round_mantissa
 
     seen = []
@@ -443,6 +444,59 @@ def test_bf16_gradient_chunks_read_bfloat16_copies_and_write_bfloat16_coefficien
     assert abs(float(value.detach()) - float(exact)) <= 8 * FLOAT32_RTOL * max(abs(float(exact)), 1.0)
     grad_scale = float(exact_grad.abs().max())
     assert float((xg.grad.double().cpu() - exact_grad).abs().max()) <= 4 * 2.0 ** -7 * grad_scale
+
+
+@pytest.mark.parametrize("kernel_name", ["gaussian", "rq_1dot", "laplacian"])
+@pytest.mark.parametrize("estimator", ["unbiased", "u-statistic"])
+def test_bf16_small_d_gradient_reads_bfloat16_copies(kernel_name, estimator, monkeypatch):
+    """The fused small-d gradient in bf16 reads bfloat16 copies of the rows (float32 rows for the |a - b|
+    kernels): the same value and gradients as reading the rounded float32 rows, and those of the rounded
+    points up to the bfloat16 rounding of the coefficients in the second product; float32 gradients. Through
+    mmd2 and through pair_sum (a block)."""
+    from fastmmd.common.rounding import round_mantissa
+
+    seen = []
+    original = launch.owner_pass
+
+    def spy(a, b, *args, **kwargs):
+        seen.append((a.dtype, b.dtype))
+        return original(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(launch, "owner_pass", spy)
+    n, m, d = (37, 37, 9) if estimator == "u-statistic" else (37, 29, 9)
+    x64, y64 = sample_xy(n, m, d, seed=31)
+    x, y = (x64 + 1.0).float().to(DEVICE), (y64 + 1.1).float().to(DEVICE)
+    kernel = CASE_BY_NAME[kernel_name].make(d)
+    rx, ry = round_mantissa(x, 7).double().cpu(), round_mantissa(y, 7).double().cpu()
+    rx.requires_grad_(True)
+    exact = fastmmd.mmd2(rx, ry, kernel, estimator, backend="reference")
+    (exact_grad,) = torch.autograd.grad(exact, rx)
+
+    def run():
+        xg = x.clone().requires_grad_(True)
+        value = fastmmd.mmd2(xg, y, kernel, estimator, backend="triton", precision="bf16")
+        value.backward()
+        return float(value.detach()), xg.grad
+
+    value, grad = run()
+    rows = torch.float32 if kernel_name == "laplacian" else torch.bfloat16
+    assert len(seen) == 4 and set(seen) == {(rows, rows)} and grad.dtype == torch.float32
+    scale = max(abs(float(exact)), 1.0)
+    grad_scale = float(exact_grad.abs().max())
+    assert abs(value - float(exact)) <= 8 * FLOAT32_RTOL * scale
+    assert float((grad.double().cpu() - exact_grad).abs().max()) <= 4 * 2.0 ** -7 * grad_scale
+    monkeypatch.setattr(launch, "owner_rows", lambda prep, *arrays: arrays)
+    value_f32, grad_f32 = run()
+    assert abs(value - value_f32) <= 4 * FLOAT32_RTOL * scale
+    assert float((grad - grad_f32).abs().max()) <= 4 * FLOAT32_RTOL * grad_scale
+    monkeypatch.undo()
+    monkeypatch.setattr(launch, "owner_pass", spy)
+    seen.clear()
+    terms = kernel.terms(d).ravel().tolist()
+    for symmetric in (True, False):
+        _, grad_a, _ = get_backend("triton").pair_sum(x, y, terms, symmetric, False, True, "bf16", 1)
+        assert grad_a.dtype == torch.float32
+    assert len(seen) == 3 and set(seen) == {(rows, rows)}
 
 
 def test_gradient_chunk_size_from_the_environment(monkeypatch):

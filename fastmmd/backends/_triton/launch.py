@@ -290,8 +290,18 @@ def owner_pass(a, b, sq_a, sq_b, prep: Prepared, grad: torch.Tensor, scale: floa
     return values[:triton.cdiv(n, launched["BM"])].to(torch.float64).sum()
 
 
+def owner_rows(prep: Prepared, *arrays: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """The rows the fused small-d gradient reads: in bf16, bfloat16 copies of float32 rows (the same numbers:
+    the operands were rounded to bfloat16 values before, triton._operand), unless a term subtracts rows (the
+    |a - b| kernels, which bfloat16 arithmetic would round); otherwise the rows themselves."""
+    if prep.precision.startswith("bf16") and not prep.explicit and arrays[0].dtype == torch.float32:
+        return tuple(a.to(torch.bfloat16) for a in arrays)
+    return arrays
+
+
 def fused_owner_grads(x, y, prep: Prepared, plan: PairSumPlan):
     grad_x, grad_y = torch.empty_like(x), torch.empty_like(y)
+    x, y = owner_rows(prep, x, y)
     s_xx = owner_pass(x, x, prep.sq_x, prep.sq_x, prep, grad_x, 2 * plan.xx_weight, plan.xx_exclude_diag,
                       accumulate=False, want_value=True)
     s_xy = owner_pass(x, y, prep.sq_x, prep.sq_y, prep, grad_x, plan.xy_weight, plan.xy_exclude_diag,
@@ -486,11 +496,15 @@ def pair_sum(a, b, terms, symmetric: bool, exclude_diag: bool, need_grad: bool, 
     d = a.shape[1]
     if d <= (OWNER_MAX_D_EXPLICIT if prep.explicit else OWNER_MAX_D):
         grad_a = torch.empty_like(a)
-        total = owner_pass(a, b, prep.sq_x, prep.sq_y, prep, grad_a, 2.0 if symmetric else 1.0, exclude_diag,
-                           accumulate=False, want_value=True)
         if symmetric:
+            (a,) = owner_rows(prep, a)
+            total = owner_pass(a, a, prep.sq_x, prep.sq_y, prep, grad_a, 2.0, exclude_diag, accumulate=False,
+                               want_value=True)
             return total, grad_a, None
         grad_b = torch.empty_like(b)
+        a, b = owner_rows(prep, a, b)
+        total = owner_pass(a, b, prep.sq_x, prep.sq_y, prep, grad_a, 1.0, exclude_diag, accumulate=False,
+                           want_value=True)
         owner_pass(b, a, prep.sq_y, prep.sq_x, prep, grad_b, 1.0, exclude_diag, accumulate=False,
                    want_value=False)
         return total, grad_a, grad_b
