@@ -9,9 +9,9 @@ with the specialisation the JIT applies to the headline shapes (pointers, d and 
 Run with TRITON_INTERPRET unset (tests/test_triton_compile.py does): exits 1 if any variant fails to compile
 or asks for more shared memory than the GPU has. The report, read from the cubin with the cuobjdump that
 ships with triton (our only speed signal without a GPU): registers, stack and local memory (spills),
-shared memory; wgmma (HGMMA), mma.sync (HMMA), TMA loads (UTMALDG), spill traffic (LDL/STL) and MUFU
-instructions; the SASS instructions of the kernel's main loop (the longest backward branch whose body holds
-a MUFU or an MMA, a static count) and, for the kernels whose loop walks tiles of BM × BN pairs, those
+shared memory, and how many programs an SM runs at once by those; wgmma (HGMMA), mma.sync (HMMA), TMA loads
+(UTMALDG), spill traffic (LDL/STL) and MUFU instructions; the SASS instructions of the kernel's main loop
+(see main_loop: a static count) and, for the kernels whose loop walks tiles of BM × BN pairs, those
 instructions per pair of a thread's share (loop instructions × 32 × warps / (BM·BN)).
 """
 from __future__ import annotations
@@ -43,6 +43,8 @@ from fastmmd.kernels import Family  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 SHARED_LIMIT = 232448  # bytes per block on an H100
+# What one H100/H200 SM holds at once: registers, warps, shared memory (1 KiB of it reserved per block), blocks.
+SM_REGISTERS, SM_WARPS, SM_SHARED, SM_BLOCKS, BLOCK_RESERVED_SHARED = 65536, 64, 233472, 32, 1024
 
 
 def families(*codes):
@@ -107,20 +109,35 @@ def _count(pattern, text):
     return len(re.findall(pattern, text))
 
 
-def main_loop(sass: str):
-    """(instructions, body) of the longest backward branch whose body holds a MUFU or an MMA instruction."""
+def main_loop(sass: str, interior: bool = False):
+    """(instructions, body) of the kernel's main loop: the longest backward branch whose body holds a MUFU or
+    an MMA instruction; with `interior`, the shortest one holding a MUFU (the streaming forward runs its
+    masked tiles in loops of their own beside the interior loop, whose instructions are the per-pair cost)."""
     program = [(int(m.group(1), 16), m.group(2)) for m in re.finditer(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
-    best = (0, "")
+    loops = []
     for address, text in program:
         branch = re.search(r"\bBRA\s+(0x[0-9a-f]+)", text)
         if not branch or int(branch.group(1), 16) >= address:
             continue
         start = int(branch.group(1), 16)
         body = "\n".join(t for a, t in program if start <= a <= address)
-        size = sum(1 for a, _ in program if start <= a <= address)
-        if re.search(r"MUFU|HGMMA|HMMA", body) and size > best[0]:
-            best = (size, body)
-    return best
+        if re.search(r"MUFU|HGMMA|HMMA", body):
+            loops.append((sum(1 for a, _ in program if start <= a <= address), body))
+    if not loops:
+        return 0, ""
+    with_mufu = [loop for loop in loops if "MUFU" in loop[1]]
+    if interior and with_mufu:
+        return min(with_mufu, key=lambda loop: loop[0])
+    return max(loops, key=lambda loop: loop[0])
+
+
+def programs_per_sm(registers: int, warps: int, shared: int) -> int:
+    """How many programs (CTAs) of a kernel one sm_90 SM runs at once, the least of what its registers (given
+    to each warp in units of 256), warps, shared memory and block slots allow."""
+    per_warp = -(-registers * 32 // 256) * 256
+    by_registers = SM_REGISTERS // per_warp // warps
+    by_shared = SM_SHARED // (shared + BLOCK_RESERVED_SHARED)
+    return min(by_registers, SM_WARPS // warps, by_shared, SM_BLOCKS)
 
 
 def static_report(name, kernel, config):
@@ -134,15 +151,18 @@ def static_report(name, kernel, config):
         sass = subprocess.run([os.path.join(TOOLS, "cuobjdump"), "--dump-sass", cubin], capture_output=True,
                               text=True, check=True).stdout
     resources = dict(re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", usage))
-    loop, body = main_loop(sass)
-    tile = config.kwargs.get("BM", 0) * config.kwargs.get("BN", 0)
     walks_tiles = name.split()[0] in ("value_rows", "owner_grad")
+    loop, body = main_loop(sass, interior=walks_tiles)
+    tile = config.kwargs.get("BM", 0) * config.kwargs.get("BN", 0)
     per_pair = loop * 32 * config.num_warps / tile if walks_tiles and tile else None
+    registers = int(resources.get("REG", -1))
     return {"kernel": name, "config": " ".join(f"{k}={v}" for k, v in config.kwargs.items()),
             "triton": triton.__version__,
-            "warps": config.num_warps, "stages": config.num_stages, "registers": int(resources.get("REG", -1)),
+            "warps": config.num_warps, "stages": config.num_stages, "registers": registers,
             "stack": int(resources.get("STACK", -1)), "local": int(resources.get("LOCAL", -1)),
-            "shared": kernel.metadata.shared, "hgmma": _count(r"\bHGMMA\b", sass), "hmma": _count(r"\bHMMA\b", sass),
+            "shared": kernel.metadata.shared,
+            "programs_per_sm": programs_per_sm(max(registers, 1), config.num_warps, kernel.metadata.shared),
+            "hgmma": _count(r"\bHGMMA\b", sass), "hmma": _count(r"\bHMMA\b", sass),
             "tma_loads": _count(r"UTMALDG", sass), "spill_ops": _count(r"\b(LDL|STL)\b", sass),
             "mufu": _count(r"\bMUFU\.", sass), "instructions": _count(r"/\*[0-9a-f]{4,}\*/", sass),
             "loop_instructions": loop, "loop_mufu": _count(r"\bMUFU\.", body),
@@ -204,7 +224,7 @@ def variants():
             folds = (True, False) if kind == "gaussian" and dtype == torch.float32 else (False,)
             for fold in folds:
                 for tma in tma_modes if fold or len(folds) == 1 else (False,):
-                    for config in representative(configs._value_rows_configs(dtype, d)):
+                    for config in representative(configs._value_rows_configs(dtype, d, precision)):
                         consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=fold, TMA=tma, **f,
                                       **config.kwargs)
                         sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
@@ -233,7 +253,7 @@ def persistent_variant(kind, dtype, precision, f, tma, copies=False):
 
 def bf16_copy_variants():
     """The passes as they run in bf16 on float32 inputs: A and B bfloat16 copies (the gradient chunks'
-    coefficients bfloat16 too)."""
+    coefficients bfloat16 too; the owner kernels' configurations are those of bfloat16 rows)."""
     for kind in ("gaussian", "smooth"):
         f = flags(kind, "bf16")
         for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=True)):
@@ -258,7 +278,7 @@ def bf16_copy_variants():
             sig.update(A="*bf16", B="*bf16", COEF="*bf16")
             yield f"coef_chunk {kind} bf16-copies bf16 tma=False", coef_chunk_kernel, sig, consts, config
         bd = configs.padded_dim(64)
-        for config in representative(configs._value_rows_configs(torch.float32, 64)):
+        for config in representative(configs._value_rows_configs(torch.float32, 64, "bf16")):
             consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=False, BD=bd, FOLD=kind == "gaussian", TMA=False, **f,
                           **config.kwargs)
             sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "OUT"],
@@ -266,6 +286,13 @@ def bf16_copy_variants():
                             scalars=("fold_scale",))
             sig.update(A="*bf16", B="*bf16")
             yield f"value_rows {kind} bf16-copies bf16 d=64", value_rows_kernel, sig, consts, config
+        for config in representative(configs._owner_configs(False, torch.bfloat16, 64)):
+            consts = dict(EXCLUDE_DIAG=True, SAME=True, ACCUMULATE=True, WANT_VALUE=True, BD=bd, **f,
+                          **config.kwargs)
+            sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "VAL", "GRAD", "SCALES"],
+                            ["n", "m", "d", "sa", "sb", "sg", "size_class"], torch.float32, consts)
+            sig.update(A="*bf16", B="*bf16")
+            yield f"owner_grad {kind} bf16-copies bf16 d=64", owner_grad_kernel, sig, consts, config
 
 
 def main(argv=None) -> int:

@@ -106,22 +106,31 @@ def rows_descriptor_blocks(nargs: dict) -> None:
         nargs["B"].block_shape = [nargs["BN"], nargs["BD"]]
 
 
-def _value_rows_configs(dtype: torch.dtype, d: int) -> List[triton.Config]:
+def _value_rows_configs(dtype: torch.dtype, d: int, precision: str) -> List[triton.Config]:
     """Owner-style value kernel: BM rows held, B streamed BN rows at a time (BM a multiple of BN)."""
-    configs = _value_rows_shapes(dtype, d)
+    configs = _value_rows_shapes(dtype, d, precision)
     for config in configs:
         config.pre_hook = rows_descriptor_blocks
     return configs
 
 
-def _value_rows_shapes(dtype: torch.dtype, d: int) -> List[triton.Config]:
+def _value_rows_shapes(dtype: torch.dtype, d: int, precision: str) -> List[triton.Config]:
     if interpreting():
         return [_config(16, 16, 4, 1)]
     bd = padded_dim(d)
+    tensor_cores = precision != "ieee"
     if dtype == torch.float64:
         shapes = [(32, 32, 4, 2), (64, 32, 4, 2), (16, 16, 4, 1)]
+    elif bd <= 64 and tensor_cores:
+        # 4 warps on 128 x 32 tiles: under 200 registers in tf32 and 141 reading bfloat16 copies, so an SM
+        # runs 2 or 3 programs at once, with fewer instructions per pair than 8 warps on 128 x 64 (one
+        # program; bench/results/sass_sm90.csv). Not for IEEE products: there 4 warps spill thousands of
+        # instructions.
+        shapes = [(128, 32, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (256, 64, 8, 3)]
     elif bd <= 64:
-        shapes = [(128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (128, 32, 4, 3), (256, 64, 8, 3)]
+        shapes = [(128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (256, 64, 8, 3)]
+    elif bd <= 128 and tensor_cores:
+        shapes = [(128, 64, 8, 3), (128, 32, 4, 3), (64, 64, 4, 3), (128, 32, 8, 3), (64, 32, 4, 3)]
     elif bd <= 128:
         shapes = [(128, 64, 8, 3), (64, 64, 4, 3), (128, 32, 8, 3), (64, 32, 4, 3)]
     else:
@@ -201,6 +210,19 @@ class Launcher:
 _launchers: Dict[tuple, Launcher] = {}
 
 
+def chosen_configurations() -> Dict[str, str]:
+    """The tile configuration each launcher made so far runs with: the autotuner's choice for the last shapes
+    it tuned, or the one configuration of an untuned launcher; keyed by the launcher ("value_rows
+    torch.float32 bf16 64" -> "BM=128 BN=32 warps=4 stages=3"). For benchmark logs."""
+    out = {}
+    for key, launcher in _launchers.items():
+        config = getattr(launcher.fn, "best_config", None) if len(launcher.candidates) > 1 else launcher.candidates[0]
+        if config is not None:
+            tiles = " ".join(f"{k}={v}" for k, v in config.kwargs.items())
+            out[" ".join(str(part) for part in key)] = f"{tiles} warps={config.num_warps} stages={config.num_stages}"
+    return out
+
+
 def _cached(key: tuple, make: Callable[[], Launcher]) -> Launcher:
     if key not in _launchers:
         _launchers[key] = make()
@@ -222,7 +244,7 @@ def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: s
 
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:
     return _cached(("value_rows", dtype, precision, padded_dim(d)), lambda: Launcher(
-        kernel, _value_rows_configs(dtype, d),
+        kernel, _value_rows_configs(dtype, d, precision),
         key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "FOLD", "TMA", *_FLAG_KEYS]))
 
 
