@@ -290,6 +290,14 @@ def kid_cases(run: Run, n: int, d: int, subsets: int, size: int) -> None:
             value=_fmt(float(subsets_call().mean), 10), status="ok")
 
 
+def log_configurations(run: Run) -> None:
+    """The tile configuration each Triton launcher ran with (the autotuner's choices), one log line each."""
+    from fastmmd.backends._triton.configs import chosen_configurations
+
+    for launcher, config in sorted(chosen_configurations().items()):
+        run.say(f"configuration {launcher}: {config}")
+
+
 def write(run: Run) -> None:
     env = collect_environment(run.device).as_dict()
     try:
@@ -350,6 +358,7 @@ def main(argv=None) -> int:
         mmd2_cases(run, n, d, roof)
     n, d = plan["kid"]
     kid_cases(run, n, d, *plan["subsets"])
+    log_configurations(run)
     write(run)
     run.say(f"done in {time.perf_counter() - run.started:.0f} s: {out / 'gpu_check.csv'}")
     return 0

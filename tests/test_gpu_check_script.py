@@ -43,6 +43,9 @@ def test_tiny_run_writes_every_section(tmp_path):
         assert [r["status"] for r in larger] == ["ok"], larger
     kid = {r["precision"]: r for r in rows if r["bench"] == "kid" and r["impl"] == "fastmmd exact"}
     assert float(kid["highest"]["rel_error"]) < 1e-5  # float32 against the float64 inputs' value
+    # The log names the tile configuration of each launcher the run used (the autotuner's choices on a GPU).
+    log = (tmp_path / "gpu_check.log").read_text()
+    assert "configuration value_rows torch.float32 tf32 " in log and "configuration value_rows torch.bfloat16 " in log
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="refuses only where there is no GPU")
