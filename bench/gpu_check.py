@@ -193,13 +193,15 @@ def mmd2_cases(run: Run, n: int, d: int, roof: float) -> None:
 
 
 # The forward's variants, each a set of environment settings: at d > 256 the tiled forward's schedules (one
-# program per tile or the persistent kernel over the needed tiles, pointer or TMA reads; both opt-in); at
-# d <= 256 the streaming kernel's general epilogue beside the default folded one of a lone Gaussian, and its
-# reads through tensor descriptors (opt-in).
+# program per tile, or the persistent kernel over the needed tiles with one 8-warp or two 4-warp programs per
+# SM; pointer or TMA reads; all opt-in); at d <= 256 the streaming kernel's general epilogue beside the
+# default folded one of a lone Gaussian, and its reads through tensor descriptors (opt-in).
 SCHEDULES = [("per-tile", {"FASTMMD_PERSISTENT": "0", "FASTMMD_TMA": "0"}),
              ("per-tile+tma", {"FASTMMD_PERSISTENT": "0", "FASTMMD_TMA": "1"}),
              ("persistent", {"FASTMMD_PERSISTENT": "1", "FASTMMD_TMA": "0"}),
-             ("persistent+tma", {"FASTMMD_PERSISTENT": "1", "FASTMMD_TMA": "1"})]
+             ("persistent+tma", {"FASTMMD_PERSISTENT": "1", "FASTMMD_TMA": "1"}),
+             ("persistent-2", {"FASTMMD_PERSISTENT": "2", "FASTMMD_TMA": "0"}),
+             ("persistent-2+tma", {"FASTMMD_PERSISTENT": "2", "FASTMMD_TMA": "1"})]
 SMALL_D_VARIANTS = [("general-epilogue", {"FASTMMD_FOLD": "0"}), ("tma", {"FASTMMD_TMA": "1"})]
 
 

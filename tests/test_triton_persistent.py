@@ -22,8 +22,9 @@ if get_backend("triton").unavailable_reason() is not None:
 from fastmmd.backends._triton import configs, launch  # noqa: E402 (after the skip)
 
 
-def forward(x, y, kernel, estimator, persistent: bool, monkeypatch, precision="highest") -> float:
-    monkeypatch.setenv("FASTMMD_PERSISTENT", "1" if persistent else "0")
+def forward(x, y, kernel, estimator, persistent, monkeypatch, precision="highest") -> float:
+    """persistent: False (one program per tile), True or 1 (one program per SM), 2 (two per SM)."""
+    monkeypatch.setenv("FASTMMD_PERSISTENT", str(int(persistent)))
     with torch.no_grad():
         return float(fastmmd.mmd2(x, y, kernel, estimator, backend="triton", precision=precision))
 
@@ -83,5 +84,39 @@ def test_tile_list_holds_each_needed_tile_once_in_row_groups(tiles_m, tiles_n, s
 
 
 def test_programs_never_outnumber_the_tiles():
-    assert launch.persistent_programs(torch.device("cpu"), 1, 8) == 1
-    assert launch.persistent_programs(torch.device("cpu"), 100, 8) == 3
+    assert launch.persistent_programs(torch.device("cpu"), 1, 1) == 1
+    assert launch.persistent_programs(torch.device("cpu"), 100, 2) == 3
+
+
+@pytest.mark.parametrize("estimator", ["unbiased", "u-statistic"])
+def test_two_programs_per_sm_match_brute_force(estimator, monkeypatch):
+    """FASTMMD_PERSISTENT=2 (two 4-warp programs per SM on a GPU): the brute force's value."""
+    monkeypatch.setattr(launch, "ROWS_MAX_D", 0)
+    case = CASE_BY_NAME["gaussian_mix"]
+    n, m, d = (45, 45, 7) if estimator == "u-statistic" else (45, 38, 7)
+    x64, y64 = sample_xy(n, m, d, seed=13)
+    bf = mmd2_terms(case.terms(d), x64.numpy(), y64.numpy(), estimator)
+    value = forward(x64.float().to(DEVICE), y64.float().to(DEVICE), case.make(d), estimator, 2, monkeypatch)
+    assert_value_close(value, bf.mmd2, bf.value_scale, tolerance(torch.float32).value, "two per SM")
+
+
+def test_two_programs_per_sm_take_4_warps_and_at_most_3_stages(monkeypatch):
+    """The GPU's configurations (not the interpreter's): the tiles of the default, 4 warps, <= 3 stages."""
+    monkeypatch.setattr(configs, "interpreting", lambda: False)
+    monkeypatch.setattr(configs, "_launchers", {})
+    for precision in ("tf32", "bf16"):
+        default = configs._tiled_configs(False, torch.float32, precision, grouped=False)[0]
+        one = configs.persistent_launcher(None, False, torch.float32, precision, 1).candidates[0]
+        two = configs.persistent_launcher(None, False, torch.float32, precision, 2).candidates[0]
+        assert one.kwargs == two.kwargs == default.kwargs and one.num_warps == default.num_warps == 8
+        assert two.num_warps == 4 and two.num_stages == min(default.num_stages, 3)
+        assert two.pre_hook is configs.descriptor_blocks
+
+
+def test_persistent_setting_is_checked(monkeypatch):
+    for value, per_sm in (("0", 0), ("1", 1), ("2", 2)):
+        monkeypatch.setenv("FASTMMD_PERSISTENT", value)
+        assert launch.persistent_programs_per_sm() == per_sm
+    monkeypatch.setenv("FASTMMD_PERSISTENT", "yes")
+    with pytest.raises(ValueError, match="FASTMMD_PERSISTENT"):
+        launch.persistent_programs_per_sm()

@@ -2,7 +2,7 @@
 
 A quadratic estimator is three pair sums (XX and YY symmetric, XY) combined by its `PairSumPlan`.
 - Value only: one tiled reduction per block (`value_tiles_kernel`, or `value_persistent_kernel` with
-  FASTMMD_PERSISTENT=1), upper triangle only for XX and YY; d <= 256 streams B past row blocks
+  FASTMMD_PERSISTENT=1 or 2: programs per SM), upper triangle only for XX and YY; d <= 256 streams B past row blocks
   (`value_rows_kernel`).
 - Value and gradients, d <= launch.OWNER_MAX_D (OWNER_MAX_D_EXPLICIT for kernels with |a - b|): the fused
   owner kernels give each block's value and gradient in one pass over its pairs, no memory beyond the output.

@@ -235,11 +235,20 @@ def value_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -
         key=["d", "size_class", "SYMMETRIC", "EXCLUDE_DIAG", "TMA", *_FLAG_KEYS]))
 
 
-def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str) -> Launcher:
+def persistent_launcher(kernel, explicit: bool, dtype: torch.dtype, precision: str, per_sm: int = 1) -> Launcher:
     """The persistent forward in one configuration, not tuned (its tile list is built for the tile size
-    before the launch): the untuned default of the tiled kernels."""
-    return _cached(("persistent", explicit, dtype, precision), lambda: Launcher(
-        kernel, _tiled_configs(explicit, dtype, precision, grouped=False)[:1], key=[]))
+    and its grid for the programs per SM before the launch): the untuned default of the tiled kernels, or
+    for two programs per SM (per_sm=2) the same tiles with 4 warps and at most 3 stages (at 128 x 128 the
+    Gaussian's 232-253 registers and 96 KiB of shared memory let two run on an SM)."""
+    def make() -> Launcher:
+        config = _tiled_configs(explicit, dtype, precision, grouped=False)[0]
+        if per_sm == 2 and config.num_warps > 4:
+            config = _config(config.kwargs["BM"], config.kwargs["BN"], 4, min(config.num_stages, 3),
+                             BK=config.kwargs["BK"])
+            config.pre_hook = descriptor_blocks
+        return Launcher(kernel, [config], key=[])
+
+    return _cached(("persistent", explicit, dtype, precision, per_sm), make)
 
 
 def value_rows_launcher(kernel, dtype: torch.dtype, precision: str, d: int) -> Launcher:

@@ -125,10 +125,15 @@ def row_operands(a: torch.Tensor, b: torch.Tensor, tma: bool):
     return TensorDescriptor.from_tensor(a, placeholder), TensorDescriptor.from_tensor(b, placeholder)
 
 
-def persistent_requested() -> bool:
-    """Whether the tiled forward runs as the persistent kernel (value_persistent_kernel): asked for with
-    FASTMMD_PERSISTENT=1, opt-in until a GPU has timed it against one program per tile."""
-    return os.environ.get("FASTMMD_PERSISTENT", "0") == "1"
+def persistent_programs_per_sm() -> int:
+    """How the tiled forward runs: 0, one program per tile (the default); 1 or 2, as the persistent kernel
+    (value_persistent_kernel) with that many programs per SM (FASTMMD_PERSISTENT=1: 8 warps each; =2: 4 warps
+    each, so that an SM overlaps one program's epilogue with the other's loads and products). Opt-in until a
+    GPU has timed them against one program per tile."""
+    value = os.environ.get("FASTMMD_PERSISTENT", "0")
+    if value not in ("0", "1", "2"):
+        raise ValueError(f"FASTMMD_PERSISTENT must be 0, 1 or 2, not {value!r}")
+    return int(value)
 
 
 @functools.lru_cache(maxsize=32)
@@ -146,12 +151,11 @@ def tile_list(tiles_m: int, tiles_n: int, symmetric: bool, device: torch.device)
     return torch.stack([rows[order], cols[order]], dim=1).to(torch.int32).contiguous()
 
 
-def persistent_programs(device: torch.device, num_tiles: int, warps: int) -> int:
-    """Programs of the persistent kernel: as many as the GPU runs at once (one 8-warp or two 4-warp programs
-    per SM), never more than there are tiles; 3 under the interpreter, so that each walks several tiles."""
+def persistent_programs(device: torch.device, num_tiles: int, per_sm: int) -> int:
+    """Programs of the persistent kernel: per_sm on each SM of the GPU (as many as run at once), never more
+    than there are tiles; 3 under the interpreter, so that each walks several tiles."""
     if device.type != "cuda":
         return max(1, min(3, num_tiles))
-    per_sm = 1 if warps >= 8 else 2
     return max(1, min(num_tiles, per_sm * torch.cuda.get_device_properties(device).multi_processor_count))
 
 
@@ -169,8 +173,9 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
     if not prep.explicit and d <= ROWS_MAX_D:
         return block_value_rows(a, b, sq_a, sq_b, prep, symmetric, exclude_diag)
-    if persistent_requested():
-        return block_value_persistent(a, b, sq_a, sq_b, prep, symmetric, exclude_diag)
+    per_sm = persistent_programs_per_sm()
+    if per_sm:
+        return block_value_persistent(a, b, sq_a, sq_b, prep, symmetric, exclude_diag, per_sm)
     launcher = configs.value_launcher(value_tiles_kernel, prep.explicit, a.dtype, prep.precision)
 
     def grid(meta):
@@ -187,14 +192,15 @@ def block_value(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag:
     return out[:used].to(torch.float64).sum()
 
 
-def block_value_persistent(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool,
-                           exclude_diag: bool) -> torch.Tensor:
-    """block_value by the persistent kernel: a fixed number of programs over the list of needed tiles."""
+def block_value_persistent(a, b, sq_a, sq_b, prep: Prepared, symmetric: bool, exclude_diag: bool,
+                           per_sm: int) -> torch.Tensor:
+    """block_value by the persistent kernel: per_sm programs on each SM over the list of needed tiles."""
     n, m, d = a.shape[0], b.shape[0], a.shape[1]
-    launcher = configs.persistent_launcher(value_persistent_kernel, prep.explicit, a.dtype, prep.precision)
+    launcher = configs.persistent_launcher(value_persistent_kernel, prep.explicit, a.dtype, prep.precision,
+                                           per_sm)
     tile = launcher.candidates[0].kwargs["BM"]
     tiles = tile_list(triton.cdiv(n, tile), triton.cdiv(m, tile), symmetric, a.device)
-    programs = persistent_programs(a.device, tiles.shape[0], launcher.candidates[0].num_warps)
+    programs = persistent_programs(a.device, tiles.shape[0], per_sm)
     out = torch.empty(programs, dtype=torch.float64, device=a.device)
     tma = tma_ready(prep, a, b)
     a_in, b_in = row_operands(a, b, tma)
