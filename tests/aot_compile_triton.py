@@ -11,8 +11,9 @@ or asks for more shared memory than the GPU has. The report, read from the cubin
 ships with triton (our only speed signal without a GPU): registers, stack and local memory (spills),
 shared memory, and how many programs an SM runs at once by those; wgmma (HGMMA), mma.sync (HMMA), TMA loads
 (UTMALDG), spill traffic (LDL/STL) and MUFU instructions; the SASS instructions of the kernel's main loop
-(see main_loop: a static count) and, for the kernels whose loop walks tiles of BM × BN pairs, those
-instructions per pair of a thread's share (loop instructions × 32 × warps / (BM·BN)).
+(see main_loop: a static count), its MUFU and spill instructions, and, for the kernels whose loop walks
+tiles of BM × BN pairs, those instructions per pair of a thread's share (loop instructions × 32 × warps /
+(BM·BN)).
 """
 from __future__ import annotations
 
@@ -166,6 +167,7 @@ def static_report(name, kernel, config):
             "tma_loads": _count(r"UTMALDG", sass), "spill_ops": _count(r"\b(LDL|STL)\b", sass),
             "mufu": _count(r"\bMUFU\.", sass), "instructions": _count(r"/\*[0-9a-f]{4,}\*/", sass),
             "loop_instructions": loop, "loop_mufu": _count(r"\bMUFU\.", body),
+            "loop_spill_ops": _count(r"\b(LDL|STL)\b", body),
             "instructions_per_pair": "" if per_pair is None else f"{per_pair:.2f}"}
 
 
@@ -187,6 +189,8 @@ def variants():
                 sig = with_descriptors(sig, config) if tma else sig
                 yield f"value_tiles {kind} {dtype} {precision} tma={tma}", value_tiles_kernel, sig, consts, config
             yield persistent_variant(kind, dtype, precision, f, tma)
+            if kind == "gaussian" and precision == "tf32":  # two 4-warp programs per SM (the four-term
+                yield persistent_variant(kind, dtype, precision, f, tma, per_sm=2)  # mixture spills there)
             for config in representative(configs._tiled_configs(explicit, dtype, precision, grouped=False)):
                 consts = dict(EXCLUDE_DIAG=True, SAME=True, TMA=tma, **f, **config.kwargs)
                 sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "COEF", "ALPHA_PART", "BETA_PART",
@@ -237,9 +241,10 @@ def variants():
                         yield label, value_rows_kernel, sig, consts, config
 
 
-def persistent_variant(kind, dtype, precision, f, tma, copies=False):
+def persistent_variant(kind, dtype, precision, f, tma, copies=False, per_sm=1):
     """The persistent forward in the one configuration it runs with (configs.persistent_launcher)."""
-    config = configs.persistent_launcher(value_persistent_kernel, f["EXPLICIT"], dtype, precision).candidates[0]
+    config = configs.persistent_launcher(value_persistent_kernel, f["EXPLICIT"], dtype, precision,
+                                         per_sm).candidates[0]
     consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, TMA=tma, **f, **config.kwargs)
     sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "TILES", "OUT"],
                     ["n", "m", "d", "sa", "sb", "num_tiles", "programs"], dtype, consts)
@@ -248,7 +253,8 @@ def persistent_variant(kind, dtype, precision, f, tma, copies=False):
         sig.update(A="*bf16", B="*bf16")
     sig = with_descriptors(sig, config, torch.bfloat16 if copies else dtype) if tma else sig
     label = "bf16-copies" if copies else dtype
-    return f"value_persistent {kind} {label} {precision} tma={tma}", value_persistent_kernel, sig, consts, config
+    name = f"value_persistent {kind} {label} {precision} tma={tma}" + (f" per_sm={per_sm}" if per_sm > 1 else "")
+    return name, value_persistent_kernel, sig, consts, config
 
 
 def bf16_copy_variants():
@@ -264,6 +270,8 @@ def bf16_copy_variants():
             yield f"value_tiles {kind} bf16-copies bf16 tma=False", value_tiles_kernel, sig, consts, config
         for tma in (False, True):
             yield persistent_variant(kind, torch.float32, "bf16", f, tma, copies=True)
+            if kind == "gaussian":
+                yield persistent_variant(kind, torch.float32, "bf16", f, tma, copies=True, per_sm=2)
         for config in representative(configs._tiled_configs(False, torch.float32, "bf16", grouped=False)):
             consts = dict(SYMMETRIC=True, EXCLUDE_DIAG=True, **f, **config.kwargs)
             sig = signature(["A", "B", "SQA", "SQB", "MU", "P", "ROW_PART", "COL_PART", "SQ_PART"],
