@@ -15,6 +15,10 @@ import torch
 # before triton is first imported.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    from interpreter_patching import skip_nested_language_patching
+
+    skip_nested_language_patching()
 
 
 def pytest_runtest_setup(item):
